@@ -1,0 +1,152 @@
+// Package handler serves tickstream's routes as a plain http.Handler:
+//
+//	GET /health       {"status":"healthy"}
+//	GET /events       an endless text/event-stream of "tick" events
+//	GET /stream/fast  a burst of 100 events, then a "done" event
+//	GET /             an HTML page that shows the events live
+//
+// The handler opens no sockets and keeps no global state, so it can be
+// mounted in any server, under any prefix, and runs under WebAssembly.
+// Streams flush every event as it is written and end as soon as the request's
+// context is done; a server that cancels its requests' contexts (see
+// http.Server.BaseContext) ends every stream cleanly, on an event boundary.
+package handler
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Defaults for the options.
+const (
+	DefaultInterval  = time.Second
+	DefaultFastCount = 100
+	DefaultFastDelay = 50 * time.Millisecond
+	DefaultRetry     = time.Second
+)
+
+// Handler serves the routes. Create one with New; it is safe for concurrent
+// use.
+type Handler struct {
+	mux *http.ServeMux
+
+	interval  time.Duration
+	fastDelay time.Duration
+	retry     time.Duration
+	now       func() time.Time
+	logger    *slog.Logger
+}
+
+// An Option configures a Handler.
+type Option func(*Handler)
+
+// WithInterval sets the time between two /events ticks (default
+// DefaultInterval). Values below one millisecond are raised to it.
+func WithInterval(d time.Duration) Option {
+	return func(h *Handler) { h.interval = max(d, time.Millisecond) }
+}
+
+// WithFastDelay sets the time between two /stream/fast events (default
+// DefaultFastDelay). Negative values are treated as zero.
+func WithFastDelay(d time.Duration) Option {
+	return func(h *Handler) { h.fastDelay = max(d, 0) }
+}
+
+// WithRetry sets the reconnection delay that /events asks clients to wait
+// after its stream ends (default DefaultRetry). Zero sends no retry hint.
+func WithRetry(d time.Duration) Option {
+	return func(h *Handler) { h.retry = max(d, 0) }
+}
+
+// WithClock sets the function that stamps events with the current time
+// (default time.Now). It is called once for each event written; the pauses
+// between events are always measured by the runtime's timers.
+func WithClock(now func() time.Time) Option {
+	return func(h *Handler) { h.now = now }
+}
+
+// WithLogger sets the logger for events worth an operator's attention
+// (default: slog.Default()). Nothing is logged per event, and no client
+// address is ever logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(h *Handler) { h.logger = l }
+}
+
+// New returns a Handler configured by opts.
+func New(opts ...Option) *Handler {
+	h := &Handler{
+		mux:       http.NewServeMux(),
+		interval:  DefaultInterval,
+		fastDelay: DefaultFastDelay,
+		retry:     DefaultRetry,
+		now:       time.Now,
+	}
+	for _, opt := range opts {
+		opt(h)
+	}
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	h.mux.HandleFunc("GET /{$}", h.page)
+	h.mux.HandleFunc("GET /page.js", h.pageScript)
+	h.mux.HandleFunc("GET /page.css", h.pageStyle)
+	h.mux.HandleFunc("GET /health", h.health)
+	h.mux.HandleFunc("GET /events", h.events)
+	h.mux.HandleFunc("GET /stream/fast", h.fast)
+	return h
+}
+
+// ServeHTTP dispatches the request to its route. An unknown path gets 404 and
+// a method other than GET or HEAD gets 405 with an Allow header, both with a
+// JSON error body.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		h.noRoute(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// noRoute answers a request that matches no route: 405 if the path is served
+// for GET, 404 otherwise.
+func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
+	probe := r.Clone(r.Context())
+	probe.Method = http.MethodGet
+	if _, pattern := h.mux.Handler(probe); pattern != "" {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use GET or HEAD")
+		return
+	}
+	writeError(w, r, http.StatusNotFound, "no route for path "+r.URL.Path)
+}
+
+var healthBody = []byte(`{"status":"healthy"}`)
+
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, r, http.StatusOK, healthBody)
+}
+
+// writeError answers with status and a JSON body {"error": msg}.
+func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	// A struct of one string always marshals; invalid UTF-8 becomes U+FFFD.
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	writeJSON(w, r, status, body)
+}
+
+// writeJSON answers with status and body, a complete JSON document; HEAD
+// gets the same headers, Content-Length included, and no body.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(body) //nolint:errcheck // a failed write means the client is gone
+	}
+}

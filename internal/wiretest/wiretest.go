@@ -1,0 +1,211 @@
+// Package wiretest holds what tickstream's tests share to prove the bytes
+// on the wire: a spec-following event-stream parser, the golden-file format
+// of a response, and a reader that captures the first frames of a live
+// stream. The handler, local-runner and Lambda tests compare against the same
+// golden files through it, so all three paths are shown to frame events
+// identically.
+package wiretest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/tickstream/tickstream/sse"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files with the bytes the tests produce")
+
+// A Block is one blank-line-terminated run of lines, as a client that follows
+// the WHATWG "Server-sent events" parsing rules reads it.
+type Block struct {
+	// Event holds what the client saw in the block: Comment is its comment
+	// lines joined by "\n", Retry the last valid reconnection time it set,
+	// ID the client's last event ID after the block (which persists from
+	// earlier blocks), and Type and Data the dispatched event's type ("" for
+	// "message") and data.
+	Event sse.Event
+
+	// Dispatched reports whether the client dispatched an event: only blocks
+	// with at least one data line are dispatched.
+	Dispatched bool
+}
+
+// Parse reads an event stream as a browser does: it decodes UTF-8 (invalid
+// sequences become U+FFFD), drops one leading byte order mark, splits lines
+// on CRLF, LF or CR, and returns one Block for each blank line. Lines after
+// the last blank line are an unfinished event, which clients discard.
+func Parse(stream []byte) []Block {
+	text := strings.ToValidUTF8(string(stream), "\uFFFD")
+	text = strings.TrimPrefix(text, "\uFEFF")
+
+	var (
+		blocks   []Block
+		lastID   string
+		cur      sse.Event
+		data     strings.Builder
+		hasData  bool
+		comments []string
+	)
+	for len(text) > 0 {
+		i := strings.IndexAny(text, "\r\n")
+		if i < 0 {
+			break // an unfinished line: the stream ended mid-event
+		}
+		line := text[:i]
+		if text[i] == '\r' && i+1 < len(text) && text[i+1] == '\n' {
+			i++
+		}
+		text = text[i+1:]
+
+		if line == "" {
+			cur.ID = lastID
+			cur.Comment = strings.Join(comments, "\n")
+			b := Block{Event: cur, Dispatched: hasData}
+			if hasData {
+				b.Event.Data = strings.TrimSuffix(data.String(), "\n")
+			} else {
+				b.Event.Type = ""
+			}
+			blocks = append(blocks, b)
+			cur, hasData, comments = sse.Event{}, false, nil
+			data.Reset()
+			continue
+		}
+		if line[0] == ':' {
+			comments = append(comments, strings.TrimPrefix(line[1:], " "))
+			continue
+		}
+		field, value, found := strings.Cut(line, ":")
+		if found {
+			value = strings.TrimPrefix(value, " ")
+		}
+		switch field {
+		case "event":
+			cur.Type = value
+		case "data":
+			data.WriteString(value)
+			data.WriteByte('\n')
+			hasData = true
+		case "id":
+			if !strings.Contains(value, "\x00") {
+				lastID = value
+			}
+		case "retry":
+			if ms, ok := asciiDigits(value); ok {
+				cur.Retry = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	return blocks
+}
+
+// Events returns the events a client dispatches from stream.
+func Events(stream []byte) []sse.Event {
+	var events []sse.Event
+	for _, b := range Parse(stream) {
+		if b.Dispatched {
+			events = append(events, b.Event)
+		}
+	}
+	return events
+}
+
+func asciiDigits(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// ReadFrames reads r until it has read n blank-line-terminated frames and
+// returns exactly the bytes of those frames. It fails if r ends first.
+func ReadFrames(r io.Reader, n int) ([]byte, error) {
+	br := bufio.NewReader(r)
+	var out bytes.Buffer
+	for frames := 0; frames < n; {
+		line, err := br.ReadSlice('\n')
+		out.Write(line)
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			return out.Bytes(), fmt.Errorf("after %d of %d frames: %w", frames, n, err)
+		}
+		if len(line) == 1 || string(line) == "\r\n" {
+			frames++
+		}
+	}
+	return out.Bytes(), nil
+}
+
+// goldenHeaders are the response headers a golden file records: those that
+// decide how clients and proxies treat the response. Headers a transport
+// adds on its own (Date, Transfer-Encoding) are left out.
+var goldenHeaders = []string{
+	"Access-Control-Allow-Origin",
+	"Allow",
+	"Cache-Control",
+	"Content-Length",
+	"Content-Security-Policy",
+	"Content-Type",
+	"Referrer-Policy",
+	"Retry-After",
+	"X-Accel-Buffering",
+	"X-Content-Type-Options",
+}
+
+// Dump formats a response as a golden file records it: the status, the
+// headers that matter in a fixed order, a blank line, and the body's exact
+// bytes.
+func Dump(status int, header http.Header, body []byte) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%d %s\n", status, http.StatusText(status))
+	for _, name := range goldenHeaders {
+		for _, v := range header.Values(name) {
+			fmt.Fprintf(&b, "%s: %s\n", name, v)
+		}
+	}
+	b.WriteByte('\n')
+	b.Write(body)
+	return b.Bytes()
+}
+
+// Golden compares got with the golden file at path and fails t with a diff
+// if they differ. Run the tests with -update to rewrite the file instead.
+func Golden(t testing.TB, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file (run the tests with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("response differs from %s (-want +got):\n%s", path, diff)
+	}
+}
