@@ -19,39 +19,22 @@ import (
 	"github.com/tickstream/tickstream/internal/wiretest"
 )
 
-// goldenCases are the responses whose exact bytes are pinned in testdata.
-// The local and Lambda tests check the same files through their own
-// transports; for an endless stream, they read the same number of frames.
-var goldenCases = []struct {
-	file   string
-	method string
-	path   string
-	header http.Header
-	run    time.Duration // how long the stream runs before the client leaves
-}{
-	{file: "health.golden", method: "GET", path: "/health"},
-	{file: "health-head.golden", method: "HEAD", path: "/health"},
-	{file: "events.golden", method: "GET", path: "/events", run: 4500 * time.Millisecond},
-	{file: "events-resume.golden", method: "GET", path: "/events", run: 2500 * time.Millisecond,
-		header: http.Header{"Last-Event-Id": {"41"}}},
-	{file: "events-head.golden", method: "HEAD", path: "/events"},
-	{file: "fast.golden", method: "GET", path: "/stream/fast", run: time.Minute},
-	{file: "fast-head.golden", method: "HEAD", path: "/stream/fast"},
-	{file: "not-found.golden", method: "GET", path: "/nope"},
-	{file: "method-not-allowed.golden", method: "POST", path: "/events"},
-}
-
+// TestGolden serves every golden case with fake time and compares the exact
+// response. For an endless stream the client leaves half a period after the
+// last frame it reads.
 func TestGolden(t *testing.T) {
-	for _, gc := range goldenCases {
-		t.Run(gc.file, func(t *testing.T) {
+	for _, gc := range wiretest.Cases {
+		t.Run(gc.File, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				req := httptest.NewRequest(gc.method, gc.path, nil)
-				for k, v := range gc.header {
-					req.Header[k] = v
+				req := httptest.NewRequest(gc.Method, gc.Path, nil)
+				req.Header = gc.Request("").Header
+				run := time.Hour // long enough for any stream that ends by itself
+				if gc.Frames > 0 {
+					run = time.Duration(gc.Frames)*gc.Period - gc.Period/2
 				}
-				rec := serveFor(handler.New(), req, gc.run)
+				rec := serveFor(handler.New(), req, run)
 				got := wiretest.Dump(rec.Code, rec.Result().Header, rec.Body.Bytes())
-				wiretest.Golden(t, filepath.Join("testdata", gc.file), got)
+				wiretest.Golden(t, filepath.Join("testdata", gc.File), got)
 			})
 		})
 	}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,5 +208,66 @@ func Golden(t testing.TB, path string, got []byte) {
 	}
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("response differs from %s (-want +got):\n%s", path, diff)
+	}
+}
+
+// A Case is a request whose response is pinned in a golden file under
+// handler/testdata. Every transport test (handler, local runner, Lambda)
+// serves the same cases and must produce the same bytes.
+type Case struct {
+	File   string // the golden file's name
+	Method string
+	Path   string
+	Header http.Header
+
+	// Frames is how many frames a client reads from an endless stream before
+	// it leaves; 0 means the response ends by itself.
+	Frames int
+
+	// Period is the time between two events of the stream in the golden
+	// file. A transport test that cannot fake time (one on a real socket)
+	// runs the stream with no pause and a clock that steps by Period on
+	// every event, which yields the same bytes.
+	Period time.Duration
+}
+
+// Cases are the golden cases, in the order of the handler's routes.
+var Cases = []Case{
+	{File: "health.golden", Method: "GET", Path: "/health"},
+	{File: "health-head.golden", Method: "HEAD", Path: "/health"},
+	{File: "events.golden", Method: "GET", Path: "/events", Frames: 5, Period: time.Second},
+	{File: "events-resume.golden", Method: "GET", Path: "/events", Frames: 3, Period: time.Second,
+		Header: http.Header{"Last-Event-Id": {"41"}}},
+	{File: "events-head.golden", Method: "HEAD", Path: "/events"},
+	{File: "fast.golden", Method: "GET", Path: "/stream/fast", Period: 50 * time.Millisecond},
+	{File: "fast-head.golden", Method: "HEAD", Path: "/stream/fast"},
+	{File: "not-found.golden", Method: "GET", Path: "/nope"},
+	{File: "method-not-allowed.golden", Method: "POST", Path: "/events"},
+}
+
+// Request returns a new client request for c against baseURL ("" for a
+// server-side request).
+func (c Case) Request(baseURL string) *http.Request {
+	req, err := http.NewRequest(c.Method, baseURL+c.Path, nil)
+	if err != nil {
+		panic(err) // the cases are constants
+	}
+	for k, v := range c.Header {
+		req.Header[k] = v
+	}
+	return req
+}
+
+// SteppingClock returns a clock that reads 2000-01-01T00:00:00Z, the time
+// testing/synctest starts at, and then step later on every call.
+func SteppingClock(step time.Duration) func() time.Time {
+	var mu sync.Mutex
+	next := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now := next
+		next = next.Add(step)
+		return now
 	}
 }

@@ -1,0 +1,38 @@
+# tickstream's two promises: `make run` serves the routes on :8080 and
+# `make test` runs every check CI runs. Nothing here needs more than Go,
+# Node.js (for js/wasm) and the tools pinned in go.mod.
+
+GO       ?= go
+GOROOT   := $(shell $(GO) env GOROOT)
+BIN      := $(CURDIR)/.bin
+# Packages without sockets: their tests also run under WebAssembly.
+WASM_PKGS := ./sse/... ./handler/... ./internal/...
+
+.PHONY: run test check test-native test-js test-wasip1 bench
+
+run:
+	$(GO) run ./local
+
+test: check test-native test-js test-wasip1
+
+check:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt -l:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+test-native:
+	$(GO) test -race -count=1 ./...
+
+test-js:
+	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" $(WASM_PKGS)
+
+# go_wasip1_wasm_exec runs the wazero on PATH: the one pinned in go.mod.
+$(BIN)/wazero: go.mod go.sum
+	GOBIN=$(BIN) $(GO) install github.com/tetratelabs/wazero/cmd/wazero
+
+test-wasip1: $(BIN)/wazero
+	PATH="$(BIN):$$PATH" GOOS=wasip1 GOARCH=wasm GOWASIRUNTIME=wazero \
+		$(GO) test -count=1 -exec="$(GOROOT)/lib/wasm/go_wasip1_wasm_exec" $(WASM_PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./sse/... ./handler/...

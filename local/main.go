@@ -1,0 +1,153 @@
+// Command local serves tickstream's routes over HTTP:
+//
+//	go run ./local [-addr host:port] [-grace 5s] [-log-level info]
+//
+// It listens on :8080, or on the port in the PORT environment variable
+// (as hosting platforms set it), unless -addr is given. On SIGINT or SIGTERM
+// it stops accepting connections, ends every open stream on an event
+// boundary with a properly terminated response, and exits once they are
+// closed or the grace period has passed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tickstream/tickstream/handler"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "tickstream:", err)
+		os.Exit(1)
+	}
+}
+
+// Server limits for requests. There is deliberately no WriteTimeout: it
+// would cut every stream at that age.
+const (
+	readHeaderTimeout = 5 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 8 << 10
+)
+
+// config is what the command line and environment set.
+type config struct {
+	addr     string
+	grace    time.Duration
+	logLevel slog.Level
+}
+
+func parseConfig(args []string, getenv func(string) string, output io.Writer) (config, error) {
+	cfg := config{addr: ":8080"}
+	if port := getenv("PORT"); port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 0 || n > 65535 {
+			return cfg, fmt.Errorf("PORT=%q: want a port number from 0 to 65535", port)
+		}
+		cfg.addr = ":" + port
+	}
+	fs := flag.NewFlagSet("tickstream", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen on `host:port` (default :8080, or :$PORT when PORT is set)")
+	fs.DurationVar(&cfg.grace, "grace", 5*time.Second, "on SIGINT or SIGTERM, wait this long for open streams to end before closing them")
+	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if cfg.grace < 0 {
+		return cfg, fmt.Errorf("-grace %v: must not be negative", cfg.grace)
+	}
+	return cfg, nil
+}
+
+// run parses args and the environment, serves until ctx is done, then shuts
+// down gracefully. Logs go to logOutput. Options in opts are applied to the
+// handler after the runner's own.
+func run(ctx context.Context, args []string, getenv func(string) string, logOutput io.Writer, opts ...handler.Option) error {
+	cfg, err := parseConfig(args, getenv, logOutput)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(logOutput, &slog.HandlerOptions{Level: cfg.logLevel}))
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return serve(ctx, ln, cfg, logger, opts)
+}
+
+func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger, opts []handler.Option) error {
+	// Every request's context derives from streams, so cancelling it ends
+	// every open stream at its next event boundary.
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	srv := &http.Server{
+		Handler:           handler.New(append([]handler.Option{handler.WithLogger(logger)}, opts...)...),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return streams },
+		ErrorLog:          log.New(redactingWriter{logger}, "", 0),
+	}
+	// Shutdown closes the listeners, then calls this, then waits for the
+	// streams' responses to complete.
+	srv.RegisterOnShutdown(endStreams)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "grace", cfg.grace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.grace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: streams still open after %v: %w", cfg.grace, err)
+	}
+	<-served // http.ErrServerClosed
+	logger.Info("stopped")
+	return nil
+}
+
+// clientAddr matches an IPv4 or bracketed IPv6 address with a port, as
+// net/http writes client addresses into its error log.
+var clientAddr = regexp.MustCompile(`\b\d{1,3}(?:\.\d{1,3}){3}:\d+\b|\[[0-9A-Fa-f:.%a-zA-Z]+\]:\d+`)
+
+// redactingWriter receives net/http's error log ("http: TLS handshake error
+// from 192.0.2.1:5678: EOF") and logs each message at warn level with client
+// addresses removed.
+type redactingWriter struct{ logger *slog.Logger }
+
+func (w redactingWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	w.logger.Warn(clientAddr.ReplaceAllString(msg, "<client>"))
+	return len(p), nil
+}

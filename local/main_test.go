@@ -1,0 +1,400 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/tickstream/tickstream/handler"
+	"github.com/tickstream/tickstream/internal/wiretest"
+)
+
+const goldenDir = "../handler/testdata"
+
+// logSink collects the runner's log output and reports the address it
+// listens on.
+type logSink struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	addrc chan string
+}
+
+var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := listeningLine.FindSubmatch(p); m != nil {
+		s.addrc <- string(m[1])
+	}
+	return s.buf.Write(p)
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// runner is a running instance of the command, started by startRunner.
+type runner struct {
+	url  string
+	logs *logSink
+	stop func() error // ends the run, as SIGTERM does, and returns run's error
+}
+
+// startRunner runs the command in-process on a loopback port with args
+// and handler options, and stops it when the test ends.
+func startRunner(t *testing.T, args []string, opts ...handler.Option) *runner {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &logSink{addrc: make(chan string, 1)}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, logs, opts...)
+	}()
+	var url string
+	select {
+	case addr := <-logs.addrc:
+		url = "http://" + addr
+	case err := <-done:
+		t.Fatalf("runner exited before listening: %v\n%s", err, logs)
+	}
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
+	return &runner{url: url, logs: logs, stop: stop}
+}
+
+// TestGolden serves every golden case through the real runner on a loopback
+// socket. Streams run with no pause and a clock that steps one event period
+// per event, so the bytes match the handler's fake-time golden files.
+func TestGolden(t *testing.T) {
+	for _, gc := range wiretest.Cases {
+		t.Run(gc.File, func(t *testing.T) {
+			r := startRunner(t, nil,
+				handler.WithClock(wiretest.SteppingClock(gc.Period)),
+				handler.WithInterval(time.Millisecond),
+				handler.WithFastDelay(0))
+			resp, err := http.DefaultClient.Do(gc.Request(r.url))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body []byte
+			if gc.Frames > 0 {
+				body, err = wiretest.ReadFrames(resp.Body, gc.Frames)
+			} else {
+				body, err = io.ReadAll(resp.Body)
+			}
+			if err != nil {
+				t.Fatalf("reading body: %v", err)
+			}
+			wiretest.Golden(t, filepath.Join(goldenDir, gc.File), wiretest.Dump(resp.StatusCode, resp.Header, body))
+		})
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    config
+		wantErr string
+	}{
+		{name: "defaults", want: config{addr: ":8080", grace: 5 * time.Second}},
+		{name: "PORT", env: map[string]string{"PORT": "9000"}, want: config{addr: ":9000", grace: 5 * time.Second}},
+		{name: "flag wins over PORT", args: []string{"-addr", "127.0.0.1:7000"}, env: map[string]string{"PORT": "9000"},
+			want: config{addr: "127.0.0.1:7000", grace: 5 * time.Second}},
+		{name: "all flags", args: []string{"-addr=:1", "-grace=250ms", "-log-level=debug"},
+			want: config{addr: ":1", grace: 250 * time.Millisecond, logLevel: slog.LevelDebug}},
+		{name: "bad PORT", env: map[string]string{"PORT": "http"}, wantErr: `PORT="http": want a port number from 0 to 65535`},
+		{name: "PORT out of range", env: map[string]string{"PORT": "70000"}, wantErr: `PORT="70000": want a port number from 0 to 65535`},
+		{name: "bad grace", args: []string{"-grace", "soon"}, wantErr: `invalid value "soon" for flag -grace: parse error`},
+		{name: "negative grace", args: []string{"-grace", "-1s"}, wantErr: `-grace -1s: must not be negative`},
+		{name: "bad log level", args: []string{"-log-level", "loud"}, wantErr: `invalid value "loud" for flag -log-level: slog: level string "loud": unknown name`},
+		{name: "stray argument", args: []string{"serve"}, wantErr: `unexpected arguments ["serve"]`},
+		{name: "unknown flag", args: []string{"-port", "1"}, wantErr: `flag provided but not defined: -port`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(config{})); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// openStreams opens n /events streams and reads the first frame of each.
+func openStreams(t *testing.T, url string, n int) []*http.Response {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: n}}
+	t.Cleanup(client.CloseIdleConnections)
+	streams := make([]*http.Response, n)
+	errs := make(chan error, n)
+	for i := range streams {
+		go func() {
+			resp, err := client.Get(url + "/events")
+			if err == nil {
+				streams[i] = resp
+				_, err = wiretest.ReadFrames(resp.Body, 1)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("opening a stream: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, s := range streams {
+			s.Body.Close()
+		}
+	})
+	return streams
+}
+
+// TestHealthWhileStreamsOpen proves the runner serves every client at once:
+// the original server made /health wait until its one stream ended.
+func TestHealthWhileStreamsOpen(t *testing.T) {
+	r := startRunner(t, nil, handler.WithInterval(100*time.Millisecond))
+	streams := openStreams(t, r.url, 300)
+	resp, err := http.Get(r.url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != `{"status":"healthy"}` {
+		t.Errorf("/health with 300 open streams: %d %s", resp.StatusCode, body)
+	}
+	for i, s := range streams {
+		if _, err := wiretest.ReadFrames(s.Body, 1); err != nil {
+			t.Fatalf("stream %d stopped while /health was served: %v", i, err)
+		}
+	}
+}
+
+// TestClientGoneLeavesNoGoroutine opens streams, closes them from the client
+// side, and waits until the server's goroutines are back to what they were.
+func TestClientGoneLeavesNoGoroutine(t *testing.T) {
+	r := startRunner(t, nil, handler.WithInterval(50*time.Millisecond))
+	before := runtime.NumGoroutine()
+	client := &http.Client{Transport: &http.Transport{}}
+	var bodies []io.Closer
+	for range 50 {
+		resp, err := client.Get(r.url + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wiretest.ReadFrames(resp.Body, 1); err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, resp.Body)
+	}
+	if during := runtime.NumGoroutine(); during < before+50 {
+		t.Fatalf("%d goroutines with 50 streams open, %d before: the streams are not being served", during, before)
+	}
+	for _, b := range bodies {
+		b.Close()
+	}
+	client.CloseIdleConnections()
+	if err := waitForGoroutines(before, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitForGoroutines polls until at most n goroutines run, or fails after
+// timeout with the stacks of those left.
+func waitForGoroutines(n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			return fmt.Errorf("%d goroutines left, want at most %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// TestShutdownEndsStreamsCleanly stops the runner with streams open: each
+// client must see its response end properly (the chunked terminator, so
+// io.EOF), on an event boundary, and the runner must return at once.
+func TestShutdownEndsStreamsCleanly(t *testing.T) {
+	r := startRunner(t, []string{"-grace", "10s"}, handler.WithInterval(20*time.Millisecond))
+	streams := openStreams(t, r.url, 100)
+	start := time.Now()
+	if err := r.stop(); err != nil {
+		t.Fatalf("run returned %v, want nil", err)
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Errorf("shutdown took %v with 100 streams open, want well under the 10s grace", elapsed)
+	}
+	for i, s := range streams {
+		rest, err := io.ReadAll(s.Body)
+		if err != nil {
+			t.Fatalf("stream %d ended with %v, want a clean end", i, err)
+		}
+		if len(rest) > 0 && !bytes.HasSuffix(rest, []byte("\n\n")) {
+			t.Errorf("stream %d ended mid-event: %q", i, rest)
+		}
+	}
+	logs := r.logs.String()
+	for _, msg := range []string{"msg=listening", "msg=\"shutting down\"", "msg=stopped"} {
+		if !strings.Contains(logs, msg) {
+			t.Errorf("logs lack %s:\n%s", msg, logs)
+		}
+	}
+}
+
+// TestSIGTERM builds the command and stops it with a real SIGTERM while a
+// stream is open.
+func TestSIGTERM(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGTERM on Windows")
+	}
+	bin := filepath.Join(t.TempDir(), "tickstream")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "-addr", addr)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	var resp *http.Response
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err = http.Get("http://" + addr + "/events"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not come up: %v\n%s", err, logs.String())
+		}
+	}
+	defer resp.Body.Close()
+	if _, err := wiretest.ReadFrames(resp.Body, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Errorf("stream ended with %v after SIGTERM, want a clean end", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, logs.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still running 5s after SIGTERM\n%s", logs.String())
+	}
+}
+
+// TestLogsHaveNoClientAddresses checks the runner's own log lines and the
+// redaction of net/http's error log.
+func TestLogsHaveNoClientAddresses(t *testing.T) {
+	var out bytes.Buffer
+	w := redactingWriter{slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))}
+	for _, line := range []string{
+		"http: TLS handshake error from 192.0.2.1:5678: EOF\n",
+		"http: panic serving [2001:db8::1]:443: boom\n",
+		"http: panic serving [fe80::1%eth0]:8080: boom\n",
+		"http2: server: error reading preface from client 10.0.0.7:61000: timeout\n",
+		"http: Accept error: too many open files; retrying in 5ms\n",
+	} {
+		fmt.Fprint(w, line)
+	}
+	want := `level=WARN msg="http: TLS handshake error from <client>: EOF"
+level=WARN msg="http: panic serving <client>: boom"
+level=WARN msg="http: panic serving <client>: boom"
+level=WARN msg="http2: server: error reading preface from client <client>: timeout"
+level=WARN msg="http: Accept error: too many open files; retrying in 5ms"
+`
+	if diff := cmp.Diff(want, out.String()); diff != "" {
+		t.Errorf("redacted log (-want +got):\n%s", diff)
+	}
+
+	r := startRunner(t, nil)
+	resp, err := http.Get(r.url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The one loopback address in the logs is the listening one.
+	if got := strings.Count(r.logs.String(), "127.0.0.1:"); got != 1 {
+		t.Errorf("logs name %d loopback addresses, want only the listening one:\n%s", got, r.logs)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = run(context.Background(), []string{"-addr", ln.Addr().String()}, func(string) string { return "" }, io.Discard)
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("run on a busy address: %v, want EADDRINUSE", err)
+	}
+}
