@@ -8,12 +8,12 @@ BIN      := $(CURDIR)/.bin
 # Packages without sockets: their tests also run under WebAssembly.
 WASM_PKGS := ./sse/... ./handler/... ./internal/...
 
-.PHONY: run test check test-native test-js test-wasip1 bench
+.PHONY: run test check test-native test-js test-wasip1 fuzz bench build-TickstreamFunction
 
 run:
 	$(GO) run ./local
 
-test: check test-native test-js test-wasip1
+test: check test-native test-js test-wasip1 fuzz
 
 check:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt -l:"; echo "$$unformatted"; exit 1; fi
@@ -34,5 +34,21 @@ test-wasip1: $(BIN)/wazero
 	PATH="$(BIN):$$PATH" GOOS=wasip1 GOARCH=wasm GOWASIRUNTIME=wazero \
 		$(GO) test -count=1 -exec="$(GOROOT)/lib/wasm/go_wasip1_wasm_exec" $(WASM_PKGS)
 
+# Each fuzz target runs briefly on top of its committed seed corpus
+# (testdata/fuzz); run one longer with FUZZTIME=10m make fuzz.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := ./sse:FuzzAppendEvent ./handler:FuzzParams ./handler:FuzzParseLastEventID ./handler:FuzzEventsRequest
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "go test -run '^$$' -fuzz '^$${t#*:}$$' -fuzztime $(FUZZTIME) $${t%%:*}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sse/... ./handler/...
+
+# sam build (Metadata: BuildMethod: makefile) runs this with ARTIFACTS_DIR set;
+# the function runs on provided.al2023, arm64, as a binary named bootstrap.
+build-TickstreamFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' \
+		-o "$(ARTIFACTS_DIR)/bootstrap" ./lambda

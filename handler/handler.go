@@ -17,15 +17,19 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
 // Defaults for the options.
 const (
-	DefaultInterval  = time.Second
-	DefaultFastCount = 100
-	DefaultFastDelay = 50 * time.Millisecond
-	DefaultRetry     = time.Second
+	DefaultInterval     = time.Second
+	DefaultFastCount    = 100
+	DefaultFastDelay    = 50 * time.Millisecond
+	DefaultRetry        = time.Second
+	DefaultMaxStreams   = 10_000
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultHeartbeat    = 15 * time.Second
 )
 
 // Handler serves the routes. Create one with New; it is safe for concurrent
@@ -33,11 +37,17 @@ const (
 type Handler struct {
 	mux *http.ServeMux
 
-	interval  time.Duration
-	fastDelay time.Duration
-	retry     time.Duration
-	now       func() time.Time
-	logger    *slog.Logger
+	interval     time.Duration
+	fastDelay    time.Duration
+	retry        time.Duration
+	maxStreams   int
+	writeTimeout time.Duration
+	heartbeat    time.Duration
+	origins      map[string]bool // nil: CORS is off
+	now          func() time.Time
+	logger       *slog.Logger
+
+	streams atomic.Int64 // streams being served now
 }
 
 // An Option configures a Handler.
@@ -61,6 +71,45 @@ func WithRetry(d time.Duration) Option {
 	return func(h *Handler) { h.retry = max(d, 0) }
 }
 
+// WithMaxStreams sets how many streams (/events and /stream/fast) the
+// handler serves at once (default DefaultMaxStreams). A stream request
+// beyond it gets 503 with Retry-After; /health and the page always answer.
+func WithMaxStreams(n int) Option {
+	return func(h *Handler) { h.maxStreams = max(n, 0) }
+}
+
+// WithWriteTimeout sets how long one write to a stream may take (default
+// DefaultWriteTimeout). A client that stops reading fills the connection's
+// buffers, its write times out and its stream ends, freeing its slot. Zero
+// disables the deadline. It needs a ResponseWriter that supports
+// http.ResponseController.SetWriteDeadline, as net/http's does.
+func WithWriteTimeout(d time.Duration) Option {
+	return func(h *Handler) { h.writeTimeout = max(d, 0) }
+}
+
+// WithHeartbeat sets the longest a stream stays silent (default
+// DefaultHeartbeat): when no event is due sooner, it sends a ": keepalive"
+// comment, which clients ignore and which keeps proxies with idle timeouts
+// (nginx and ALB 60 s, Cloudflare 100 s) from closing the connection. Zero
+// disables heartbeats.
+func WithHeartbeat(d time.Duration) Option {
+	return func(h *Handler) { h.heartbeat = max(d, 0) }
+}
+
+// WithAllowedOrigins turns on CORS for the listed origins (such as
+// "https://example.com"; "*" allows any): their requests get
+// Access-Control-Allow-Origin and their preflight requests are answered.
+// Without it, CORS is off and browsers allow only same-origin pages to read
+// the routes.
+func WithAllowedOrigins(origins ...string) Option {
+	return func(h *Handler) {
+		h.origins = make(map[string]bool, len(origins))
+		for _, o := range origins {
+			h.origins[o] = true
+		}
+	}
+}
+
 // WithClock sets the function that stamps events with the current time
 // (default time.Now). It is called once for each event written; the pauses
 // between events are always measured by the runtime's timers.
@@ -78,11 +127,14 @@ func WithLogger(l *slog.Logger) Option {
 // New returns a Handler configured by opts.
 func New(opts ...Option) *Handler {
 	h := &Handler{
-		mux:       http.NewServeMux(),
-		interval:  DefaultInterval,
-		fastDelay: DefaultFastDelay,
-		retry:     DefaultRetry,
-		now:       time.Now,
+		mux:          http.NewServeMux(),
+		interval:     DefaultInterval,
+		fastDelay:    DefaultFastDelay,
+		retry:        DefaultRetry,
+		maxStreams:   DefaultMaxStreams,
+		writeTimeout: DefaultWriteTimeout,
+		heartbeat:    DefaultHeartbeat,
+		now:          time.Now,
 	}
 	for _, opt := range opts {
 		opt(h)
@@ -101,9 +153,13 @@ func New(opts ...Option) *Handler {
 
 // ServeHTTP dispatches the request to its route. An unknown path gets 404 and
 // a method other than GET or HEAD gets 405 with an Allow header, both with a
-// JSON error body.
+// JSON error body. With allowed origins set, it answers CORS preflight
+// requests from them.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if h.origins != nil && h.cors(w, r) {
+		return
+	}
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		h.noRoute(w, r)
 		return
@@ -111,17 +167,50 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
+// served reports whether r's path is one of the routes.
+func (h *Handler) served(r *http.Request) bool {
+	probe := r.Clone(r.Context())
+	probe.Method = http.MethodGet
+	_, pattern := h.mux.Handler(probe)
+	return pattern != ""
+}
+
 // noRoute answers a request that matches no route: 405 if the path is served
 // for GET, 404 otherwise.
 func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
-	probe := r.Clone(r.Context())
-	probe.Method = http.MethodGet
-	if _, pattern := h.mux.Handler(probe); pattern != "" {
+	if h.served(r) {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use GET or HEAD")
 		return
 	}
 	writeError(w, r, http.StatusNotFound, "no route for path "+r.URL.Path)
+}
+
+// cors adds the CORS response headers for an allowed origin and answers a
+// preflight request for a route, reporting whether it did. Requests from
+// other origins get no CORS headers, so browsers keep their pages out.
+func (h *Handler) cors(w http.ResponseWriter, r *http.Request) (answered bool) {
+	hdr := w.Header()
+	hdr.Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	if origin == "" || !(h.origins[origin] || h.origins["*"]) {
+		return false
+	}
+	if h.origins["*"] {
+		hdr.Set("Access-Control-Allow-Origin", "*")
+	} else {
+		hdr.Set("Access-Control-Allow-Origin", origin)
+	}
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" || !h.served(r) {
+		return false
+	}
+	// EventSource sends Last-Event-ID when it reconnects, which makes its
+	// cross-origin request need a preflight.
+	hdr.Set("Access-Control-Allow-Methods", "GET, HEAD")
+	hdr.Set("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control")
+	hdr.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return true
 }
 
 var healthBody = []byte(`{"status":"healthy"}`)

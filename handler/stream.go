@@ -15,61 +15,94 @@ import (
 // JavaScript number holds exactly, so browsers parse every id correctly.
 const MaxEventID = 1<<53 - 1
 
-// doneFrame ends /stream/fast.
-var doneFrame = mustEncode(sse.Event{Type: "done", Data: "complete"})
+// Frames that never change, encoded once.
+var (
+	doneFrame      = mustEncode(sse.AppendEvent(nil, sse.Event{Type: "done", Data: "complete"}))
+	heartbeatFrame = mustEncode(sse.AppendComment(nil, "keepalive"))
+)
 
 // events serves GET /events: a "tick" event at once, then one per interval,
-// until the request's context is done. A request carrying a valid
-// Last-Event-ID resumes the numbering after it.
+// until the request's context is done or count events have been sent. A
+// request carrying a valid Last-Event-ID resumes the numbering after it.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+	p, err := h.parseEventsParams(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if r.Method != http.MethodHead {
+		if !h.acquireStream() {
+			h.refuseStream(w, r)
+			return
+		}
+		defer h.releaseStream()
+	}
 	setStreamHeaders(w.Header())
 	w.Header().Set("X-Accel-Buffering", "no")
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+
 	id := int64(1)
 	if last, ok := ParseLastEventID(r.Header.Get("Last-Event-ID")); ok {
 		id = last + 1
 	}
-
-	s := newStream(w)
-	ctx := r.Context()
-	t := newTicker(h.interval)
-	defer t.stop()
+	end := int64(MaxEventID)
+	if p.count > 0 {
+		end = min(end, id+p.count-1)
+	}
+	s := h.newStream(w, p.interval)
+	defer s.close()
 	retry := h.retry
-	for ; id <= MaxEventID; id++ {
-		s.buf = appendTick(s.buf[:0], retry, id, h.now())
+	for ; ; id++ {
+		s.buf = appendTick(s.buf[:0], retry, id, h.now(), p.size)
 		retry = 0
 		if err := s.send(); err != nil {
 			h.streamEnded(r, err)
 			return
 		}
-		if err := t.wait(ctx); err != nil {
+		if id == end {
+			return
+		}
+		if err := s.wait(r.Context()); err != nil {
+			h.streamEnded(r, err)
 			return
 		}
 	}
 }
 
-// fast serves GET /stream/fast: events seq 0 to 99, fastDelay apart, then a
-// "done" event after one more delay, and the response ends.
+// fast serves GET /stream/fast: count events (seq 0 to count-1) delay apart,
+// then a "done" event after one more delay, and the response ends.
 func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
+	p, err := h.parseFastParams(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if r.Method != http.MethodHead {
+		if !h.acquireStream() {
+			h.refuseStream(w, r)
+			return
+		}
+		defer h.releaseStream()
+	}
 	setStreamHeaders(w.Header())
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	s := newStream(w)
-	ctx := r.Context()
-	t := newTicker(h.fastDelay)
-	defer t.stop()
-	for seq := 0; seq < DefaultFastCount; seq++ {
+
+	s := h.newStream(w, p.delay)
+	defer s.close()
+	for seq := int64(0); seq < p.count; seq++ {
 		s.buf = appendFast(s.buf[:0], seq, h.now())
 		if err := s.send(); err != nil {
 			h.streamEnded(r, err)
 			return
 		}
-		if err := t.wait(ctx); err != nil {
+		if err := s.wait(r.Context()); err != nil {
+			h.streamEnded(r, err)
 			return
 		}
 	}
@@ -79,10 +112,39 @@ func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// streamEnded records a stream that ended because a write failed: almost
-// always a client that went away, so it is logged at debug level only.
+// acquireStream takes one of the handler's stream slots, reporting false if
+// all are taken. The count is exact however many requests race for slots.
+func (h *Handler) acquireStream() bool {
+	if h.streams.Add(1) > int64(h.maxStreams) {
+		h.streams.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (h *Handler) releaseStream() { h.streams.Add(-1) }
+
+// Streams returns the number of streams being served now.
+func (h *Handler) Streams() int { return int(h.streams.Load()) }
+
+// refuseStream answers a stream request beyond the limit. Browsers do not
+// retry a 503 on their own; the page does, and other clients should honour
+// Retry-After.
+func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, r, http.StatusServiceUnavailable,
+		"too many open streams (limit "+strconv.Itoa(h.maxStreams)+"); retry later")
+}
+
+// streamEnded records why a stream ended early. A client that leaves or a
+// server that shuts down is expected; a failed write (a client that went
+// away or stopped reading) is logged at debug level only: it is routine for
+// a server with many clients, and says nothing about the server.
 func (h *Handler) streamEnded(r *http.Request, err error) {
-	h.logger.LogAttrs(r.Context(), slog.LevelDebug, "stream ended by write error",
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	h.logger.LogAttrs(r.Context(), slog.LevelDebug, "stream ended by a failed write",
 		slog.String("route", r.Pattern), slog.Any("err", err))
 }
 
@@ -91,81 +153,111 @@ func setStreamHeaders(hdr http.Header) {
 	hdr.Set("Cache-Control", "no-cache")
 }
 
-// A stream writes whole frames to a response and flushes each one.
+// A stream writes whole frames to one response and paces them.
+//
+// Each frame is written with a write deadline and flushed, so a client that
+// stops reading is dropped after the write timeout instead of holding its
+// slot forever. Frames follow a fixed schedule: the n-th wait ends n periods
+// after the stream began, so time spent writing does not accumulate as
+// drift, and a stream that falls more than a period behind (a slow client)
+// restarts the schedule from now instead of sending a burst to catch up.
+// While it waits, a stream that would stay silent longer than the heartbeat
+// period sends a comment, which keeps proxies with idle timeouts from
+// closing the connection.
 type stream struct {
-	w     http.ResponseWriter
-	rc    *http.ResponseController
-	flush bool   // false once the writer has said it cannot flush
-	buf   []byte // the frame to send, reused for every frame
+	w            http.ResponseWriter
+	rc           *http.ResponseController
+	canFlush     bool // false once the writer has said it cannot flush
+	canDeadline  bool // false once the writer has said it has no deadlines
+	writeTimeout time.Duration
+	heartbeat    time.Duration
+
+	period time.Duration
+	next   time.Time // when the next frame is due
+	timer  *time.Timer
+
+	buf []byte // the frame to send, reused for every frame
 }
 
-func newStream(w http.ResponseWriter) *stream {
+func (h *Handler) newStream(w http.ResponseWriter, period time.Duration) *stream {
 	return &stream{
-		w:     w,
-		rc:    http.NewResponseController(w),
-		flush: true,
-		buf:   make([]byte, 0, 256),
+		w:            w,
+		rc:           http.NewResponseController(w),
+		canFlush:     true,
+		canDeadline:  h.writeTimeout > 0,
+		writeTimeout: h.writeTimeout,
+		heartbeat:    h.heartbeat,
+		period:       period,
+		next:         time.Now(),
+		buf:          make([]byte, 0, 256),
 	}
 }
 
 // send writes s.buf and flushes it to the client. A writer that cannot flush
-// (http.ErrNotSupported) is written to all the same: it delivers the bytes
-// when it can.
+// or set deadlines (http.ErrNotSupported) is written to all the same.
 func (s *stream) send() error {
+	if s.canDeadline {
+		err := s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+		if errors.Is(err, http.ErrNotSupported) {
+			s.canDeadline = false
+		} else if err != nil {
+			return err
+		}
+	}
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
-	if !s.flush {
+	if !s.canFlush {
 		return nil
 	}
-	if err := s.rc.Flush(); err != nil {
-		if errors.Is(err, http.ErrNotSupported) {
-			s.flush = false
+	err := s.rc.Flush()
+	if errors.Is(err, http.ErrNotSupported) {
+		s.canFlush = false
+		return nil
+	}
+	return err
+}
+
+// wait blocks until the next frame is due, sending heartbeats while the
+// stream would otherwise be silent for longer than the heartbeat period. It
+// returns ctx's error as soon as ctx is done, or the error of a failed
+// heartbeat.
+func (s *stream) wait(ctx context.Context) error {
+	now := time.Now()
+	s.next = s.next.Add(s.period)
+	if s.next.Before(now.Add(-s.period)) {
+		s.next = now
+	}
+	for {
+		d := s.next.Sub(now)
+		beat := s.heartbeat > 0 && d > s.heartbeat
+		if beat {
+			d = s.heartbeat
+		}
+		if s.timer == nil {
+			s.timer = time.NewTimer(d)
+		} else {
+			s.timer.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.timer.C:
+		}
+		if !beat {
 			return nil
 		}
-		return err
-	}
-	return nil
-}
-
-// A ticker paces a stream on a fixed schedule: the n-th wait ends n periods
-// after the ticker was made, so time spent writing does not accumulate as
-// drift. A stream that falls more than a period behind (a slow client)
-// restarts the schedule from now instead of sending a burst to catch up.
-type ticker struct {
-	period time.Duration
-	next   time.Time
-	timer  *time.Timer
-}
-
-func newTicker(period time.Duration) *ticker {
-	return &ticker{period: period, next: time.Now()}
-}
-
-// wait blocks until the next scheduled time, or returns ctx's error as soon
-// as ctx is done.
-func (t *ticker) wait(ctx context.Context) error {
-	t.next = t.next.Add(t.period)
-	d := time.Until(t.next)
-	if d < -t.period {
-		t.next, d = time.Now(), 0
-	}
-	if t.timer == nil {
-		t.timer = time.NewTimer(d)
-	} else {
-		t.timer.Reset(d)
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.timer.C:
-		return nil
+		s.buf = append(s.buf[:0], heartbeatFrame...)
+		if err := s.send(); err != nil {
+			return err
+		}
+		now = time.Now()
 	}
 }
 
-func (t *ticker) stop() {
-	if t.timer != nil {
-		t.timer.Stop()
+func (s *stream) close() {
+	if s.timer != nil {
+		s.timer.Stop()
 	}
 }
 
@@ -191,11 +283,12 @@ func ParseLastEventID(s string) (int64, bool) {
 // timestampLayout is RFC 3339 in UTC with exactly three fractional digits.
 const timestampLayout = "2006-01-02T15:04:05.000Z"
 
-// appendTick appends one /events frame. Every byte of it is a digit, a
-// fixed ASCII string or a timestamp, so nothing in it can break the frame;
-// it is written here rather than through sse.AppendEvent so that the tick
-// path allocates nothing (the id would have to become a string).
-func appendTick(dst []byte, retry time.Duration, id int64, ts time.Time) []byte {
+// appendTick appends one /events frame whose data is at least size bytes.
+// Every byte of it is a digit, a fixed ASCII string or a timestamp, so
+// nothing in it can break the frame; it is written here rather than through
+// sse.AppendEvent so that the tick path allocates nothing (the id would have
+// to become a string).
+func appendTick(dst []byte, retry time.Duration, id int64, ts time.Time, size int) []byte {
 	if retry > 0 {
 		dst = append(dst, "retry: "...)
 		dst = strconv.AppendInt(dst, retry.Milliseconds(), 10)
@@ -203,30 +296,49 @@ func appendTick(dst []byte, retry time.Duration, id int64, ts time.Time) []byte 
 	}
 	dst = append(dst, "id: "...)
 	dst = strconv.AppendInt(dst, id, 10)
-	dst = append(dst, "\nevent: tick\ndata: {\"id\":"...)
+	dst = append(dst, "\nevent: tick\ndata: "...)
+	data := len(dst)
+	dst = append(dst, `{"id":`...)
 	dst = strconv.AppendInt(dst, id, 10)
 	dst = append(dst, `,"timestamp":"`...)
 	dst = ts.UTC().AppendFormat(dst, timestampLayout)
 	dst = append(dst, `","message":"Event #`...)
 	dst = strconv.AppendInt(dst, id, 10)
-	return append(dst, "\"}\n\n"...)
+	dst = append(dst, '"')
+	if short := size - (len(dst) - data) - len("}"); short > 0 {
+		dst = appendPad(dst, short)
+	}
+	return append(dst, "}\n\n"...)
+}
+
+// appendPad appends a "pad" member (`,"pad":"...."`) of n bytes, or of the
+// smallest size a member can have if n is smaller.
+func appendPad(dst []byte, n int) []byte {
+	const fill = "................................................................"
+	n = max(n-len(`,"pad":""`), 0)
+	dst = append(dst, `,"pad":"`...)
+	for ; n > len(fill); n -= len(fill) {
+		dst = append(dst, fill...)
+	}
+	dst = append(dst, fill[:n]...)
+	return append(dst, '"')
 }
 
 // appendFast appends one /stream/fast frame; like appendTick, it cannot
 // break its frame.
-func appendFast(dst []byte, seq int, ts time.Time) []byte {
+func appendFast(dst []byte, seq int64, ts time.Time) []byte {
 	dst = append(dst, `data: {"seq":`...)
-	dst = strconv.AppendInt(dst, int64(seq), 10)
+	dst = strconv.AppendInt(dst, seq, 10)
 	dst = append(dst, `,"ts":"`...)
 	dst = ts.UTC().AppendFormat(dst, timestampLayout)
 	return append(dst, "\"}\n\n"...)
 }
 
-// mustEncode encodes a constant event at package initialisation.
-func mustEncode(ev sse.Event) []byte {
-	b, err := sse.AppendEvent(nil, ev)
+// mustEncode returns the frame of a constant event, encoded at package
+// initialisation.
+func mustEncode(frame []byte, err error) []byte {
 	if err != nil {
 		panic(err)
 	}
-	return b
+	return frame
 }

@@ -6,24 +6,25 @@ import (
 	"time"
 )
 
-// discardFlusher is the cheapest ResponseWriter that can flush, so the
-// benchmarks below measure tickstream's own work per event.
-type discardFlusher struct{ header http.Header }
+// discardWriter is the cheapest ResponseWriter that can flush and set write
+// deadlines, so the benchmarks below measure tickstream's own work per event.
+type discardWriter struct{ header http.Header }
 
-func (d *discardFlusher) Header() http.Header         { return d.header }
-func (d *discardFlusher) WriteHeader(int)             {}
-func (d *discardFlusher) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discardFlusher) Flush()                      {}
+func (d *discardWriter) Header() http.Header              { return d.header }
+func (d *discardWriter) WriteHeader(int)                  {}
+func (d *discardWriter) Write(b []byte) (int, error)      { return len(b), nil }
+func (d *discardWriter) FlushError() error                { return nil }
+func (d *discardWriter) SetWriteDeadline(time.Time) error { return nil }
 
 // BenchmarkTick measures what /events does for each event: build the frame
-// in the stream's buffer, write it and flush it.
+// in the stream's buffer, set the write deadline, write it and flush it.
 func BenchmarkTick(b *testing.B) {
-	s := newStream(&discardFlusher{header: http.Header{}})
+	s := New().newStream(&discardWriter{header: http.Header{}}, time.Second)
 	now := time.Now()
 	b.ReportAllocs()
 	id := int64(1_000_000)
 	for b.Loop() {
-		s.buf = appendTick(s.buf[:0], 0, id, now)
+		s.buf = appendTick(s.buf[:0], 0, id, now, 0)
 		if err := s.send(); err != nil {
 			b.Fatal(err)
 		}
@@ -33,10 +34,10 @@ func BenchmarkTick(b *testing.B) {
 
 // BenchmarkFast measures the same for one /stream/fast event.
 func BenchmarkFast(b *testing.B) {
-	s := newStream(&discardFlusher{header: http.Header{}})
+	s := New().newStream(&discardWriter{header: http.Header{}}, time.Second)
 	now := time.Now()
 	b.ReportAllocs()
-	seq := 0
+	seq := int64(0)
 	for b.Loop() {
 		s.buf = appendFast(s.buf[:0], seq%100, now)
 		if err := s.send(); err != nil {

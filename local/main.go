@@ -1,6 +1,6 @@
 // Command local serves tickstream's routes over HTTP:
 //
-//	go run ./local [-addr host:port] [-grace 5s] [-log-level info]
+//	go run ./local [-addr host:port] [flags]
 //
 // It listens on :8080, or on the port in the PORT environment variable
 // (as hosting platforms set it), unless -addr is given. On SIGINT or SIGTERM
@@ -43,18 +43,36 @@ func main() {
 }
 
 // Server limits for requests. There is deliberately no WriteTimeout: it
-// would cut every stream at that age.
+// would cut every stream at that age; each stream write has its own
+// deadline instead (-write-timeout).
 const (
-	readHeaderTimeout = 5 * time.Second
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 8 << 10
+	idleTimeout    = 2 * time.Minute
+	maxHeaderBytes = 8 << 10
 )
 
 // config is what the command line and environment set.
 type config struct {
-	addr     string
-	grace    time.Duration
-	logLevel slog.Level
+	addr              string
+	grace             time.Duration
+	logLevel          slog.Level
+	readHeaderTimeout time.Duration
+	maxStreams        int
+	writeTimeout      time.Duration
+	heartbeat         time.Duration
+	corsOrigins       []string
+}
+
+// handlerOptions returns the handler options cfg sets.
+func (cfg config) handlerOptions() []handler.Option {
+	opts := []handler.Option{
+		handler.WithMaxStreams(cfg.maxStreams),
+		handler.WithWriteTimeout(cfg.writeTimeout),
+		handler.WithHeartbeat(cfg.heartbeat),
+	}
+	if len(cfg.corsOrigins) > 0 {
+		opts = append(opts, handler.WithAllowedOrigins(cfg.corsOrigins...))
+	}
+	return opts
 }
 
 func parseConfig(args []string, getenv func(string) string, output io.Writer) (config, error) {
@@ -71,14 +89,37 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen on `host:port` (default :8080, or :$PORT when PORT is set)")
 	fs.DurationVar(&cfg.grace, "grace", 5*time.Second, "on SIGINT or SIGTERM, wait this long for open streams to end before closing them")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "close connections whose request header takes longer than this")
+	fs.IntVar(&cfg.maxStreams, "max-streams", handler.DefaultMaxStreams, "serve at most this many streams at once; more get 503")
+	fs.DurationVar(&cfg.writeTimeout, "write-timeout", handler.DefaultWriteTimeout, "drop a stream whose client has not taken a write within this (0: never)")
+	fs.DurationVar(&cfg.heartbeat, "heartbeat", handler.DefaultHeartbeat, "send a keepalive comment on streams silent this long (0: never)")
+	fs.Func("cors-origins", "allow cross-origin reads from these comma-separated `origins` (* for any); CORS is off without it", func(s string) error {
+		for _, o := range strings.Split(s, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				cfg.corsOrigins = append(cfg.corsOrigins, o)
+			}
+		}
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if cfg.grace < 0 {
-		return cfg, fmt.Errorf("-grace %v: must not be negative", cfg.grace)
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{{"grace", cfg.grace}, {"write-timeout", cfg.writeTimeout}, {"heartbeat", cfg.heartbeat}} {
+		if d.value < 0 {
+			return cfg, fmt.Errorf("-%s %v: must not be negative", d.name, d.value)
+		}
+	}
+	if cfg.readHeaderTimeout <= 0 {
+		return cfg, fmt.Errorf("-read-header-timeout %v: must be positive", cfg.readHeaderTimeout)
+	}
+	if cfg.maxStreams < 1 {
+		return cfg, fmt.Errorf("-max-streams %d: must be at least 1", cfg.maxStreams)
 	}
 	return cfg, nil
 }
@@ -105,8 +146,8 @@ func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
 	srv := &http.Server{
-		Handler:           handler.New(append([]handler.Option{handler.WithLogger(logger)}, opts...)...),
-		ReadHeaderTimeout: readHeaderTimeout,
+		Handler:           handler.New(append(append(cfg.handlerOptions(), handler.WithLogger(logger)), opts...)...),
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return streams },

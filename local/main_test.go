@@ -122,6 +122,19 @@ func TestGolden(t *testing.T) {
 }
 
 func TestParseConfig(t *testing.T) {
+	defaults := config{
+		addr:              ":8080",
+		grace:             5 * time.Second,
+		readHeaderTimeout: 5 * time.Second,
+		maxStreams:        handler.DefaultMaxStreams,
+		writeTimeout:      handler.DefaultWriteTimeout,
+		heartbeat:         handler.DefaultHeartbeat,
+	}
+	with := func(change func(*config)) config {
+		c := defaults
+		change(&c)
+		return c
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -129,16 +142,23 @@ func TestParseConfig(t *testing.T) {
 		want    config
 		wantErr string
 	}{
-		{name: "defaults", want: config{addr: ":8080", grace: 5 * time.Second}},
-		{name: "PORT", env: map[string]string{"PORT": "9000"}, want: config{addr: ":9000", grace: 5 * time.Second}},
+		{name: "defaults", want: defaults},
+		{name: "PORT", env: map[string]string{"PORT": "9000"}, want: with(func(c *config) { c.addr = ":9000" })},
 		{name: "flag wins over PORT", args: []string{"-addr", "127.0.0.1:7000"}, env: map[string]string{"PORT": "9000"},
-			want: config{addr: "127.0.0.1:7000", grace: 5 * time.Second}},
-		{name: "all flags", args: []string{"-addr=:1", "-grace=250ms", "-log-level=debug"},
-			want: config{addr: ":1", grace: 250 * time.Millisecond, logLevel: slog.LevelDebug}},
+			want: with(func(c *config) { c.addr = "127.0.0.1:7000" })},
+		{name: "all flags", args: []string{"-addr=:1", "-grace=250ms", "-log-level=debug", "-read-header-timeout=2s",
+			"-max-streams=20000", "-write-timeout=0", "-heartbeat=30s", "-cors-origins", "https://a.example, https://b.example,"},
+			want: config{addr: ":1", grace: 250 * time.Millisecond, logLevel: slog.LevelDebug, readHeaderTimeout: 2 * time.Second,
+				maxStreams: 20000, writeTimeout: 0, heartbeat: 30 * time.Second, corsOrigins: []string{"https://a.example", "https://b.example"}}},
 		{name: "bad PORT", env: map[string]string{"PORT": "http"}, wantErr: `PORT="http": want a port number from 0 to 65535`},
 		{name: "PORT out of range", env: map[string]string{"PORT": "70000"}, wantErr: `PORT="70000": want a port number from 0 to 65535`},
 		{name: "bad grace", args: []string{"-grace", "soon"}, wantErr: `invalid value "soon" for flag -grace: parse error`},
 		{name: "negative grace", args: []string{"-grace", "-1s"}, wantErr: `-grace -1s: must not be negative`},
+		{name: "negative write timeout", args: []string{"-write-timeout", "-1s"}, wantErr: `-write-timeout -1s: must not be negative`},
+		{name: "negative heartbeat", args: []string{"-heartbeat", "-1s"}, wantErr: `-heartbeat -1s: must not be negative`},
+		{name: "zero read header timeout", args: []string{"-read-header-timeout", "0"}, wantErr: `-read-header-timeout 0s: must be positive`},
+		{name: "zero max streams", args: []string{"-max-streams", "0"}, wantErr: `-max-streams 0: must be at least 1`},
+		{name: "bad max streams", args: []string{"-max-streams", "many"}, wantErr: `invalid value "many" for flag -max-streams: parse error`},
 		{name: "bad log level", args: []string{"-log-level", "loud"}, wantErr: `invalid value "loud" for flag -log-level: slog: level string "loud": unknown name`},
 		{name: "stray argument", args: []string{"serve"}, wantErr: `unexpected arguments ["serve"]`},
 		{name: "unknown flag", args: []string{"-port", "1"}, wantErr: `flag provided but not defined: -port`},
@@ -261,13 +281,13 @@ func waitForGoroutines(n int, timeout time.Duration) error {
 // io.EOF), on an event boundary, and the runner must return at once.
 func TestShutdownEndsStreamsCleanly(t *testing.T) {
 	r := startRunner(t, []string{"-grace", "10s"}, handler.WithInterval(20*time.Millisecond))
-	streams := openStreams(t, r.url, 100)
+	streams := openStreams(t, r.url, 500)
 	start := time.Now()
 	if err := r.stop(); err != nil {
 		t.Fatalf("run returned %v, want nil", err)
 	}
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
-		t.Errorf("shutdown took %v with 100 streams open, want well under the 10s grace", elapsed)
+		t.Errorf("shutdown took %v with 500 streams open, want well under the 10s grace", elapsed)
 	}
 	for i, s := range streams {
 		rest, err := io.ReadAll(s.Body)

@@ -1,0 +1,374 @@
+package handler_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/tickstream/tickstream/handler"
+	"github.com/tickstream/tickstream/internal/wiretest"
+)
+
+// TestBadParameters lists every kind of bad query the stream routes refuse,
+// with the exact answer each gets.
+func TestBadParameters(t *testing.T) {
+	tests := []struct {
+		target string
+		want   string // the error message
+	}{
+		{"/events?interval=fast", `interval: "fast" is not a duration from 1ms to 1h (such as 250ms or 2s)`},
+		{"/events?interval=0", `interval: "0" is not a duration from 1ms to 1h (such as 250ms or 2s)`},
+		{"/events?interval=999us", `interval: "999us" is not a duration from 1ms to 1h (such as 250ms or 2s)`},
+		{"/events?interval=-1s", `interval: "-1s" is not a duration from 1ms to 1h (such as 250ms or 2s)`},
+		{"/events?interval=1h1ns", `interval: "1h1ns" is not a duration from 1ms to 1h (such as 250ms or 2s)`},
+		{"/events?interval=10", `interval: "10" is not a duration from 1ms to 1h (such as 250ms or 2s)`},
+		{"/events?interval=", `interval: "" is not a duration from 1ms to 1h (such as 250ms or 2s)`},
+		{"/events?interval=1s&interval=2s", `interval: given 2 times; give it once`},
+		{"/events?count=0", `count: "0" is not a whole number from 1 to 1000000`},
+		{"/events?count=-5", `count: "-5" is not a whole number from 1 to 1000000`},
+		{"/events?count=1000001", `count: "1000001" is not a whole number from 1 to 1000000`},
+		{"/events?count=1e3", `count: "1e3" is not a whole number from 1 to 1000000`},
+		{"/events?count=0x10", `count: "0x10" is not a whole number from 1 to 1000000`},
+		{"/events?count=99999999999999999999999", `count: "99999999999999999999999" is not a whole number from 1 to 1000000`},
+		{"/events?count=" + strings.Repeat("9", 100), `count: "` + strings.Repeat("9", 32) + `..." is not a whole number from 1 to 1000000`},
+		{"/events?size=-1", `size: "-1" is not a whole number from 0 to 1048576`},
+		{"/events?size=1048577", `size: "1048577" is not a whole number from 0 to 1048576`},
+		{"/events?size=1k", `size: "1k" is not a whole number from 0 to 1048576`},
+		{"/events?size=%201", `size: " 1" is not a whole number from 0 to 1048576`},
+		{"/events?interval=%zz", `malformed query string: invalid URL escape "%zz"`},
+		{"/events?count=%00", `count: "\x00" is not a whole number from 1 to 1000000`},
+		{"/events?count=%ff", `count: "\xff" is not a whole number from 1 to 1000000`},
+		{"/events?interval=bad&count=bad", `interval: "bad" is not a duration from 1ms to 1h (such as 250ms or 2s)`},
+		{"/stream/fast?count=0", `count: "0" is not a whole number from 1 to 10000`},
+		{"/stream/fast?count=10001", `count: "10001" is not a whole number from 1 to 10000`},
+		{"/stream/fast?delay=-1ms", `delay: "-1ms" is not a duration from 0s to 1m (such as 250ms or 2s)`},
+		{"/stream/fast?delay=61s", `delay: "61s" is not a duration from 0s to 1m (such as 250ms or 2s)`},
+		{"/stream/fast?delay=soon", `delay: "soon" is not a duration from 0s to 1m (such as 250ms or 2s)`},
+	}
+	for _, tt := range tests {
+		for _, method := range []string{"GET", "HEAD"} {
+			rec := httptest.NewRecorder()
+			handler.New().ServeHTTP(rec, httptest.NewRequest(method, tt.target, nil))
+			body, _ := json.Marshal(map[string]string{"error": tt.want})
+			header := http.Header{
+				"Content-Type":           {"application/json"},
+				"Content-Length":         {fmt.Sprint(len(body))},
+				"X-Content-Type-Options": {"nosniff"},
+			}
+			if method == "HEAD" {
+				body = nil
+			}
+			want := wiretest.Dump(400, header, body)
+			if diff := cmp.Diff(string(want), string(wiretest.Dump(rec.Code, rec.Result().Header, rec.Body.Bytes()))); diff != "" {
+				t.Errorf("%s %s (-want +got):\n%s", method, tt.target, diff)
+			}
+		}
+	}
+}
+
+// TestUnknownParametersIgnored: parameters a route does not know change
+// nothing.
+func TestUnknownParametersIgnored(t *testing.T) {
+	var bodies []string
+	for _, target := range []string{"/events", "/events?foo=bar&delay=5s&seq=2&Count=1"} {
+		synctest.Test(t, func(t *testing.T) {
+			rec := serveFor(handler.New(), httptest.NewRequest("GET", target, nil), 2500*time.Millisecond)
+			bodies = append(bodies, rec.Body.String())
+		})
+	}
+	if diff := cmp.Diff(bodies[0], bodies[1]); diff != "" {
+		t.Errorf("unknown parameters changed the stream (-without +with):\n%s", diff)
+	}
+}
+
+// TestEventsParameters checks count, interval and size together: the stream
+// ends by itself after count events, interval apart.
+func TestEventsParameters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newFlushRecorder()
+		start := time.Now()
+		handler.New(handler.WithRetry(0)).ServeHTTP(rec, httptest.NewRequest("GET", "/events?interval=250ms&count=3", nil))
+		if elapsed := time.Since(start); elapsed != 500*time.Millisecond {
+			t.Errorf("3 events 250ms apart took %v, want 500ms", elapsed)
+		}
+		var got []string
+		for _, f := range rec.flushes {
+			got = append(got, fmt.Sprintf("%v %s", f.At, wiretest.Events([]byte(f.Bytes))[0].ID))
+		}
+		if diff := cmp.Diff([]string{"0s 1", "250ms 2", "500ms 3"}, got); diff != "" {
+			t.Errorf("flushes (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestEventsSize checks that size pads every tick's data to at least size
+// bytes, to exactly size when a "pad" member fits, and keeps it valid JSON.
+func TestEventsSize(t *testing.T) {
+	const natural = len(`{"id":1,"timestamp":"2000-01-01T00:00:00.000Z","message":"Event #1"}`)
+	tests := []struct {
+		size, want int
+	}{
+		{0, natural},
+		{natural, natural},
+		{natural + 1, natural + len(`,"pad":""`)}, // the smallest pad member
+		{natural + len(`,"pad":""`), natural + len(`,"pad":""`)},
+		{1024, 1024},
+		{65536, 65536},
+		{handler.MaxSize, handler.MaxSize},
+	}
+	for _, tt := range tests {
+		synctest.Test(t, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			handler.New().ServeHTTP(rec, httptest.NewRequest("GET", fmt.Sprintf("/events?count=1&size=%d", tt.size), nil))
+			events := wiretest.Events(rec.Body.Bytes())
+			if len(events) != 1 {
+				t.Fatalf("size=%d: %d events, want 1", tt.size, len(events))
+			}
+			data := events[0].Data
+			if len(data) != tt.want {
+				t.Errorf("size=%d: data is %d bytes, want %d", tt.size, len(data), tt.want)
+			}
+			var tick struct {
+				ID        int    `json:"id"`
+				Timestamp string `json:"timestamp"`
+				Message   string `json:"message"`
+				Pad       string `json:"pad"`
+			}
+			if err := json.Unmarshal([]byte(data), &tick); err != nil || tick.ID != 1 || tick.Message != "Event #1" {
+				t.Errorf("size=%d: data %.80q... is not a valid tick: %v", tt.size, data, err)
+			}
+		})
+	}
+}
+
+func TestFastParameters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newFlushRecorder()
+		handler.New().ServeHTTP(rec, httptest.NewRequest("GET", "/stream/fast?count=3&delay=1s", nil))
+		var got []string
+		for _, f := range rec.flushes {
+			ev := wiretest.Events([]byte(f.Bytes))[0]
+			got = append(got, fmt.Sprintf("%v %s %s", f.At, ev.Type, ev.Data))
+		}
+		want := []string{
+			`0s  {"seq":0,"ts":"2000-01-01T00:00:00.000Z"}`,
+			`1s  {"seq":1,"ts":"2000-01-01T00:00:01.000Z"}`,
+			`2s  {"seq":2,"ts":"2000-01-01T00:00:02.000Z"}`,
+			`3s done complete`,
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("flushes (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestStreamLimit starts a burst of concurrent streams against a limit of
+// 5: exactly 5 are served and the rest get 503, while /health and the page
+// answer. When the streams end, their slots are free again.
+func TestStreamLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := handler.New(handler.WithMaxStreams(5))
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		recs := make([]*httptest.ResponseRecorder, 40)
+		for i := range recs {
+			recs[i] = httptest.NewRecorder()
+			path := []string{"/events", "/stream/fast"}[i%2]
+			wg.Go(func() { h.ServeHTTP(recs[i], httptest.NewRequestWithContext(ctx, "GET", path, nil)) })
+		}
+		synctest.Wait()
+		if got := h.Streams(); got != 5 {
+			t.Errorf("Streams() = %d with a limit of 5", got)
+		}
+		for _, path := range []string{"/health", "/", "/page.js"} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+			if rec.Code != 200 {
+				t.Errorf("GET %s at the stream limit: %d, want 200", path, rec.Code)
+			}
+		}
+		cancel()
+		wg.Wait()
+
+		codes := map[int]int{}
+		for _, rec := range recs {
+			codes[rec.Code]++
+			if rec.Code == http.StatusServiceUnavailable {
+				want := `{"error":"too many open streams (limit 5); retry later"}`
+				if rec.Body.String() != want || rec.Header().Get("Retry-After") != "1" || rec.Header().Get("Content-Type") != "application/json" {
+					t.Errorf("refused stream: %s Retry-After=%q Content-Type=%q", rec.Body, rec.Header().Get("Retry-After"), rec.Header().Get("Content-Type"))
+				}
+			}
+		}
+		if diff := cmp.Diff(map[int]int{200: 5, 503: 35}, codes); diff != "" {
+			t.Errorf("status codes of 40 concurrent streams (-want +got):\n%s", diff)
+		}
+		if got := h.Streams(); got != 0 {
+			t.Errorf("Streams() = %d after every stream ended", got)
+		}
+		rec := serveFor(h, httptest.NewRequest("GET", "/events", nil), time.Second)
+		if rec.Code != 200 {
+			t.Errorf("a stream after the others ended: %d, want 200", rec.Code)
+		}
+	})
+}
+
+// stallingWriter imitates a connection whose client stopped reading: every
+// write after the first n blocks until the write deadline, then fails as
+// net/http's does.
+type stallingWriter struct {
+	*httptest.ResponseRecorder
+	n        int
+	deadline time.Time
+}
+
+func (s *stallingWriter) SetWriteDeadline(t time.Time) error { s.deadline = t; return nil }
+
+func (s *stallingWriter) Write(b []byte) (int, error) {
+	if s.n > 0 {
+		s.n--
+		return s.ResponseRecorder.Write(b)
+	}
+	if s.deadline.IsZero() {
+		select {} // stuck forever: the test fails with a deadlock
+	}
+	time.Sleep(time.Until(s.deadline))
+	return 0, os.ErrDeadlineExceeded
+}
+
+// TestStalledReaderDropped: a stream whose client stops reading ends one
+// write timeout after the write that stalls, and frees its slot.
+func TestStalledReaderDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := handler.New(handler.WithWriteTimeout(3*time.Second), handler.WithMaxStreams(1))
+		w := &stallingWriter{ResponseRecorder: httptest.NewRecorder(), n: 2}
+		start := time.Now()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/events", nil))
+		// Writes at 0s and 1s succeed; the one at 2s stalls until 5s.
+		if elapsed := time.Since(start); elapsed != 5*time.Second {
+			t.Errorf("stalled stream ended after %v, want 5s", elapsed)
+		}
+		if h.Streams() != 0 {
+			t.Errorf("Streams() = %d after the stalled stream ended", h.Streams())
+		}
+	})
+}
+
+// TestHeartbeats: a stream whose next event is further away than the
+// heartbeat period sends a comment each period, and none otherwise.
+func TestHeartbeats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := handler.New(handler.WithHeartbeat(15*time.Second), handler.WithRetry(0))
+		rec := newFlushRecorder()
+		ctx, cancel := context.WithCancel(context.Background())
+		go h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/events?interval=1m", nil))
+		time.Sleep(80 * time.Second)
+		cancel()
+		synctest.Wait()
+
+		var got []string
+		for _, f := range rec.flushes {
+			blocks := wiretest.Parse([]byte(f.Bytes))
+			if len(blocks) != 1 {
+				t.Fatalf("flush at %v holds %d frames", f.At, len(blocks))
+			}
+			if blocks[0].Dispatched {
+				got = append(got, fmt.Sprintf("%v tick %s", f.At, blocks[0].Event.ID))
+			} else {
+				got = append(got, fmt.Sprintf("%v %q", f.At, f.Bytes))
+			}
+		}
+		want := []string{
+			"0s tick 1", `15s ": keepalive\n\n"`, `30s ": keepalive\n\n"`, `45s ": keepalive\n\n"`,
+			"1m0s tick 2", `1m15s ": keepalive\n\n"`,
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("flushes (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestNoHeartbeatsBetweenFrequentEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := serveFor(handler.New(handler.WithHeartbeat(time.Second)), httptest.NewRequest("GET", "/events", nil), 30*time.Second)
+		for _, b := range wiretest.Parse(rec.Body.Bytes()) {
+			if !b.Dispatched {
+				t.Fatalf("a heartbeat in a stream with an event every second: %+v", b)
+			}
+		}
+	})
+}
+
+// TestCORS checks that CORS is off by default and, when on, answers only
+// the listed origins.
+func TestCORS(t *testing.T) {
+	type result struct {
+		Code                                 int
+		AllowOrigin, AllowMethods, Vary, Err string
+	}
+	preflight := func(origin, path string) *http.Request {
+		r := httptest.NewRequest("OPTIONS", path, nil)
+		r.Header.Set("Origin", origin)
+		r.Header.Set("Access-Control-Request-Method", "GET")
+		r.Header.Set("Access-Control-Request-Headers", "last-event-id")
+		return r
+	}
+	get := func(origin string) *http.Request {
+		r := httptest.NewRequest("GET", "/health", nil)
+		r.Header.Set("Origin", origin)
+		return r
+	}
+	allowed := handler.New(handler.WithAllowedOrigins("https://app.example"))
+	anyOrigin := handler.New(handler.WithAllowedOrigins("*"))
+	tests := []struct {
+		name string
+		h    *handler.Handler
+		req  *http.Request
+		want result
+	}{
+		{"off: GET", handler.New(), get("https://app.example"), result{Code: 200}},
+		{"off: preflight", handler.New(), preflight("https://app.example", "/events"),
+			result{Code: 405, Err: "method OPTIONS not allowed; use GET or HEAD"}},
+		{"listed origin: GET", allowed, get("https://app.example"),
+			result{Code: 200, AllowOrigin: "https://app.example", Vary: "Origin"}},
+		{"listed origin: preflight", allowed, preflight("https://app.example", "/events"),
+			result{Code: 204, AllowOrigin: "https://app.example", AllowMethods: "GET, HEAD", Vary: "Origin"}},
+		{"listed origin: preflight of unknown path", allowed, preflight("https://app.example", "/nope"),
+			result{Code: 404, AllowOrigin: "https://app.example", Vary: "Origin", Err: "no route for path /nope"}},
+		{"other origin: GET", allowed, get("https://evil.example"), result{Code: 200, Vary: "Origin"}},
+		{"other origin: preflight", allowed, preflight("https://evil.example", "/events"),
+			result{Code: 405, Vary: "Origin", Err: "method OPTIONS not allowed; use GET or HEAD"}},
+		{"origin differing in case", allowed, get("https://APP.example"), result{Code: 200, Vary: "Origin"}},
+		{"no origin", allowed, httptest.NewRequest("GET", "/health", nil), result{Code: 200, Vary: "Origin"}},
+		{"any origin", anyOrigin, get("https://x.example"), result{Code: 200, AllowOrigin: "*", Vary: "Origin"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			tt.h.ServeHTTP(rec, tt.req)
+			got := result{
+				Code:         rec.Code,
+				AllowOrigin:  rec.Header().Get("Access-Control-Allow-Origin"),
+				AllowMethods: rec.Header().Get("Access-Control-Allow-Methods"),
+				Vary:         rec.Header().Get("Vary"),
+			}
+			if rec.Code >= 400 {
+				var body struct{ Error string }
+				json.Unmarshal(rec.Body.Bytes(), &body)
+				got.Err = body.Error
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
