@@ -16,20 +16,30 @@ function setState(state) {
 
 // watchTicks subscribes to /events. EventSource reconnects by itself when the
 // stream ends or the server restarts, sending the last id back as
-// Last-Event-ID, so the numbering continues without a gap.
+// Last-Event-ID, so the numbering continues without a gap. It gives up for
+// good only when the server answers with an error (such as 503 when it
+// serves as many streams as it may); then the page starts a new subscription
+// after a pause.
+const retryAfterErrorMs = 5000;
+let received = 0;
+let gaps = 0;
+let lastId = null;
+
 function watchTicks() {
   const source = new EventSource("events");
-  let received = 0;
-  let gaps = 0;
-  let lastId = null;
   setState("connecting");
   source.onopen = () => setState("open");
   source.onerror = () => {
-    setState(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
+    if (source.readyState === EventSource.CLOSED) {
+      setState("closed");
+      setTimeout(watchTicks, retryAfterErrorMs);
+    } else {
+      setState("reconnecting");
+    }
   };
   source.addEventListener("tick", (event) => {
     const tick = JSON.parse(event.data);
-    if (lastId !== null && tick.id !== lastId + 1) {
+    if (lastId !== null && tick.id !== lastId + 1 && tick.id !== 1) {
       gaps++;
     }
     lastId = tick.id;
