@@ -1,4 +1,5 @@
-// Command local serves tickstream's routes over HTTP:
+// Command local serves tickstream's routes over HTTP/1.1, and over HTTP/2
+// with TLS (-tls-cert, -tls-key) or in cleartext (-h2c):
 //
 //	go run ./local [-addr host:port] [flags]
 //
@@ -11,6 +12,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,6 +62,8 @@ type config struct {
 	writeTimeout      time.Duration
 	heartbeat         time.Duration
 	corsOrigins       []string
+	tlsCert, tlsKey   string // PEM files; both set: serve HTTPS
+	h2c               bool   // also serve cleartext HTTP/2
 }
 
 // handlerOptions returns the handler options cfg sets.
@@ -101,6 +105,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		}
 		return nil
 	})
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve HTTPS, HTTP/2 and HTTP/1.1, with this PEM certificate `file` (needs -tls-key)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the PEM private key `file` of -tls-cert")
+	fs.BoolVar(&cfg.h2c, "h2c", false, "also serve cleartext HTTP/2 (prior knowledge), for proxies that speak it to upstreams")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -121,6 +128,12 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	if cfg.maxStreams < 1 {
 		return cfg, fmt.Errorf("-max-streams %d: must be at least 1", cfg.maxStreams)
 	}
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		return cfg, errors.New("-tls-cert and -tls-key go together")
+	}
+	if cfg.h2c && cfg.tlsCert != "" {
+		return cfg, errors.New("-h2c is cleartext HTTP/2 and cannot be combined with -tls-cert")
+	}
 	return cfg, nil
 }
 
@@ -133,14 +146,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOutp
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(logOutput, &slog.HandlerOptions{Level: cfg.logLevel}))
+	var tlsConfig *tls.Config
+	if cfg.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return fmt.Errorf("loading -tls-cert and -tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	return serve(ctx, ln, cfg, logger, opts)
+	return serve(ctx, ln, tlsConfig, cfg, logger, opts)
 }
 
-func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger, opts []handler.Option) error {
+// serve serves on ln (with TLS if tlsConfig is set) until ctx is done.
+func serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config, cfg config, logger *slog.Logger, opts []handler.Option) error {
 	// Every request's context derives from streams, so cancelling it ends
 	// every open stream at its next event boundary.
 	streams, endStreams := context.WithCancel(context.Background())
@@ -152,14 +174,25 @@ func serve(ctx context.Context, ln net.Listener, cfg config, logger *slog.Logger
 		MaxHeaderBytes:    maxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return streams },
 		ErrorLog:          log.New(redactingWriter{logger}, "", 0),
+		TLSConfig:         tlsConfig,
+		Protocols:         new(http.Protocols),
 	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(tlsConfig != nil)
+	srv.Protocols.SetUnencryptedHTTP2(cfg.h2c)
 	// Shutdown closes the listeners, then calls this, then waits for the
 	// streams' responses to complete.
 	srv.RegisterOnShutdown(endStreams)
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String())
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		go func() { served <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { served <- srv.Serve(ln) }()
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "h2c", cfg.h2c)
 
 	select {
 	case err := <-served:
