@@ -271,3 +271,7 @@ func SteppingClock(step time.Duration) func() time.Time {
 		return now
 	}
 }
+
+// Updating reports whether the tests run with -update, to rewrite the files
+// they check instead of checking them.
+func Updating() bool { return *update }
