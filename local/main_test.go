@@ -60,7 +60,7 @@ type runner struct {
 
 // startRunner runs the command in-process on a loopback port with args
 // and handler options, and stops it when the test ends.
-func startRunner(t *testing.T, args []string, opts ...handler.Option) *runner {
+func startRunner(t testing.TB, args []string, opts ...handler.Option) *runner {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &logSink{addrc: make(chan string, 1)}
