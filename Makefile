@@ -6,7 +6,7 @@ GO       ?= go
 GOROOT   := $(shell $(GO) env GOROOT)
 BIN      := $(CURDIR)/.bin
 # Packages without sockets: their tests also run under WebAssembly.
-WASM_PKGS := ./sse/... ./handler/... ./internal/...
+WASM_PKGS := ./sse/... ./handler/... ./internal/... ./lambda/adapter/...
 
 .PHONY: run test check test-native test-js test-wasip1 fuzz bench build-TickstreamFunction
 

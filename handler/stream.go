@@ -243,6 +243,9 @@ func (s *stream) wait(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.timer.C:
+			if err := ctx.Err(); err != nil {
+				return err // done at the same instant: stopping wins
+			}
 		}
 		if !beat {
 			return nil

@@ -1,0 +1,332 @@
+//go:build !js && !wasip1
+
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/tickstream/tickstream/internal/wiretest"
+)
+
+// runtimeAPI plays the Lambda Runtime API on loopback for one function
+// process: it hands out the invocations the test queues and records each
+// response as it arrives, with the time of each piece.
+type runtimeAPI struct {
+	srv  *httptest.Server
+	next chan *invocation
+
+	mu          sync.Mutex
+	invocations map[string]*invocation
+	initErr     string
+}
+
+// An invocation is one event and what the function answered.
+type invocation struct {
+	id       string
+	event    []byte
+	deadline time.Time
+	handed   time.Time   // when the function took the event
+	pieces   chan piece  // the response body as it arrives; closed at its end
+	result   chan result // how the invocation ended
+}
+
+// A piece is one read of the response body.
+type piece struct {
+	at   time.Duration // since the function took the event
+	data []byte
+}
+
+type result struct {
+	endpoint string      // "response" or "error"
+	trailer  http.Header // the response's trailers
+	body     []byte      // an error report's body
+}
+
+func newRuntimeAPI(t *testing.T) *runtimeAPI {
+	api := &runtimeAPI{next: make(chan *invocation, 8), invocations: map[string]*invocation{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case inv := <-api.next:
+			inv.handed = time.Now()
+			h := w.Header()
+			h.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
+			h.Set("Lambda-Runtime-Deadline-Ms", fmt.Sprint(inv.deadline.UnixMilli()))
+			h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:eu-west-1:123456789012:function:tickstream")
+			h.Set("Lambda-Runtime-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793")
+			w.Write(inv.event)
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", func(w http.ResponseWriter, r *http.Request) {
+		inv := api.invocation(t, r.PathValue("id"))
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := r.Body.Read(buf)
+			if n > 0 {
+				inv.pieces <- piece{time.Since(inv.handed), bytes.Clone(buf[:n])}
+			}
+			if err != nil {
+				break
+			}
+		}
+		close(inv.pieces)
+		inv.result <- result{endpoint: "response", trailer: r.Trailer}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", func(w http.ResponseWriter, r *http.Request) {
+		inv := api.invocation(t, r.PathValue("id"))
+		body, _ := io.ReadAll(r.Body)
+		close(inv.pieces)
+		inv.result <- result{endpoint: "error", body: body}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	mux.HandleFunc("POST /2018-06-01/runtime/init/error", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		api.mu.Lock()
+		api.initErr = string(body)
+		api.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	})
+	api.srv = httptest.NewServer(mux)
+	t.Cleanup(api.srv.Close)
+	return api
+}
+
+func (api *runtimeAPI) invocation(t *testing.T, id string) *invocation {
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	inv, ok := api.invocations[id]
+	if !ok {
+		t.Errorf("the function answered an unknown invocation %q", id)
+	}
+	return inv
+}
+
+// invoke queues event with a deadline timeout from now.
+func (api *runtimeAPI) invoke(event []byte, timeout time.Duration) *invocation {
+	api.mu.Lock()
+	id := fmt.Sprintf("req-%d", len(api.invocations)+1)
+	inv := &invocation{id: id, event: event, deadline: time.Now().Add(timeout),
+		pieces: make(chan piece, 1024), result: make(chan result, 1)}
+	api.invocations[id] = inv
+	api.mu.Unlock()
+	api.next <- inv
+	return inv
+}
+
+// wait collects the response: its prelude, its body with the time each
+// frame's last byte arrived, and how it ended. It fails the test if the
+// invocation has not ended within limit.
+func (inv *invocation) wait(t *testing.T, limit time.Duration) (prelude string, body []byte, frameTimes []time.Duration, res result) {
+	t.Helper()
+	timeout := time.After(limit)
+	var all []byte
+	for {
+		select {
+		case p, ok := <-inv.pieces:
+			if !ok {
+				select {
+				case res = <-inv.result:
+				case <-timeout:
+					t.Fatalf("invocation %s did not end within %v", inv.id, limit)
+				}
+				head, body, _ := bytes.Cut(all, make([]byte, 8))
+				return string(head), body, frameTimes, res
+			}
+			start := len(all)
+			all = append(all, p.data...)
+			if _, after, found := bytes.Cut(all, make([]byte, 8)); found {
+				// One time for each frame end in this piece.
+				n := bytes.Count(after, []byte("\n\n")) - bytes.Count(all[:start], []byte("\n\n"))
+				for range max(n, 0) {
+					frameTimes = append(frameTimes, p.at)
+				}
+			}
+		case <-timeout:
+			t.Fatalf("invocation %s did not end within %v", inv.id, limit)
+		}
+	}
+}
+
+// startFunction builds the Go package pkg as a Lambda function and runs it
+// against api until the test ends.
+func startFunction(t *testing.T, api *runtimeAPI, pkg string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bootstrap")
+	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, pkg)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(api.srv.URL, "http://"),
+		"AWS_LAMBDA_FUNCTION_NAME=tickstream", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		api.mu.Lock()
+		defer api.mu.Unlock()
+		if api.initErr != "" || t.Failed() {
+			t.Logf("function output:\n%s\ninit error: %s", logs.String(), api.initErr)
+		}
+	})
+}
+
+func urlEvent(target string, header map[string]string) []byte {
+	path, query, _ := strings.Cut(target, "?")
+	headers := map[string]string{"host": "abc.lambda-url.eu-west-1.on.aws"}
+	for k, v := range header {
+		headers[k] = v
+	}
+	b, _ := json.Marshal(events.LambdaFunctionURLRequest{
+		Version: "2.0", RawPath: path, RawQueryString: query, Headers: headers,
+		RequestContext: events.LambdaFunctionURLRequestContext{
+			DomainName: "abc.lambda-url.eu-west-1.on.aws",
+			HTTP:       events.LambdaFunctionURLRequestContextHTTPDescription{Method: "GET", Path: path, SourceIP: "203.0.113.7"},
+		},
+	})
+	return b
+}
+
+// TestFastStreamsEventByEvent: /stream/fast reaches the Runtime API event
+// by event over about 5 s, the first within a few hundred milliseconds, not
+// in one piece at the end.
+func TestFastStreamsEventByEvent(t *testing.T) {
+	t.Parallel()
+	api := newRuntimeAPI(t)
+	startFunction(t, api, ".")
+	prelude, body, at, res := api.invoke(urlEvent("/stream/fast", nil), 60*time.Second).wait(t, 30*time.Second)
+
+	wantPrelude := `{"statusCode":200,"headers":{"Cache-Control":"no-cache","Content-Type":"text/event-stream","X-Content-Type-Options":"nosniff"}}`
+	if prelude != wantPrelude || res.endpoint != "response" || res.trailer.Get("Lambda-Runtime-Function-Error-Type") != "" {
+		t.Fatalf("prelude %s, ended by %q with trailers %v", prelude, res.endpoint, res.trailer)
+	}
+	if n := len(wiretest.Events(body)); n != 101 || len(at) != 101 {
+		t.Fatalf("%d events, %d frame times; want 101", n, len(at))
+	}
+	t.Logf("first event after %v, event 50 after %v, done after %v", at[0], at[50], at[100])
+	if at[0] > 500*time.Millisecond {
+		t.Errorf("the first event arrived after %v, want within 500ms", at[0])
+	}
+	if at[50] < 2*time.Second || at[50] > 3500*time.Millisecond {
+		t.Errorf("event 50 arrived after %v, want about 2.5s: events are not streamed one by one", at[50])
+	}
+	if at[100] < 4500*time.Millisecond {
+		t.Errorf("done arrived after %v, want about 5s", at[100])
+	}
+}
+
+// TestEventsEndBeforeDeadline: an endless /events invocation with an 8 s
+// deadline ends cleanly, on an event boundary, at least half a second
+// before it; the next invocation resumes after Last-Event-ID.
+func TestEventsEndBeforeDeadline(t *testing.T) {
+	t.Parallel()
+	api := newRuntimeAPI(t)
+	startFunction(t, api, ".")
+	inv := api.invoke(urlEvent("/events", nil), 8*time.Second)
+	_, body, at, res := inv.wait(t, 20*time.Second)
+	ended := time.Now()
+	if res.endpoint != "response" || res.trailer.Get("Lambda-Runtime-Function-Error-Type") != "" {
+		t.Fatalf("ended by %q with trailers %v", res.endpoint, res.trailer)
+	}
+	events := wiretest.Events(body)
+	if len(events) < 5 || !bytes.HasSuffix(body, []byte("\n\n")) {
+		t.Fatalf("%d events, body ends %q; want about 6, ending on an event boundary", len(events), body[max(0, len(body)-30):])
+	}
+	left := inv.deadline.Sub(ended)
+	t.Logf("%d events, the last after %v; the response ended %v before the deadline", len(events), at[len(at)-1], left)
+	if left < 500*time.Millisecond {
+		t.Errorf("the response ended %v before the deadline, want at least 500ms", left)
+	}
+
+	last := events[len(events)-1].ID
+	_, body, _, _ = api.invoke(urlEvent("/events", map[string]string{"last-event-id": last}), 3*time.Second).wait(t, 10*time.Second)
+	if got, want := wiretest.Events(body)[0].ID, fmt.Sprint(mustAtoi(last)+1); got != want {
+		t.Errorf("the next invocation after Last-Event-ID %s starts at %s, want %s", last, got, want)
+	}
+}
+
+func mustAtoi(s string) int {
+	var n int
+	fmt.Sscan(s, &n)
+	return n
+}
+
+// TestResumeAndREST: Last-Event-ID 41 resumes at 42, and an API Gateway
+// REST event for stage prod reaches /stream/fast.
+func TestResumeAndREST(t *testing.T) {
+	t.Parallel()
+	api := newRuntimeAPI(t)
+	startFunction(t, api, ".")
+	_, body, _, _ := api.invoke(urlEvent("/events", map[string]string{"last-event-id": "41"}), 3*time.Second).wait(t, 10*time.Second)
+	if events := wiretest.Events(body); len(events) == 0 || events[0].ID != "42" {
+		t.Errorf("Last-Event-ID 41: events %v, want the first with id 42", events)
+	}
+
+	rest, _ := json.Marshal(events.APIGatewayProxyRequest{
+		Resource: "/{proxy+}", Path: "/stream/fast", HTTPMethod: "GET",
+		MultiValueQueryStringParameters: map[string][]string{"count": {"3"}, "delay": {"10ms"}},
+		RequestContext: events.APIGatewayProxyRequestContext{
+			Stage: "prod", Path: "/prod/stream/fast", DomainName: "xyz.execute-api.eu-west-1.amazonaws.com",
+		},
+	})
+	prelude, body, _, res := api.invoke(rest, 30*time.Second).wait(t, 10*time.Second)
+	want := `{"statusCode":200,"multiValueHeaders":{"Cache-Control":["no-cache"],"Content-Type":["text/event-stream"],"X-Content-Type-Options":["nosniff"]}}`
+	if prelude != want || res.endpoint != "response" {
+		t.Errorf("REST prelude %s (ended by %s), want %s", prelude, res.endpoint, want)
+	}
+	var got []string
+	for _, ev := range wiretest.Events(body) {
+		got = append(got, ev.Type+ev.Data)
+	}
+	if len(got) != 4 || got[3] != "donecomplete" {
+		t.Errorf("REST /stream/fast?count=3: events %q, want 3 and done", got)
+	}
+}
+
+// TestPanicReported: a handler that panics after its first event yields
+// the Runtime API's error trailers; one that panics before yields an
+// invocation error. The process keeps serving.
+func TestPanicReported(t *testing.T) {
+	t.Parallel()
+	api := newRuntimeAPI(t)
+	startFunction(t, api, "./testdata/panicker")
+
+	_, body, _, res := api.invoke(urlEvent("/after", nil), 30*time.Second).wait(t, 10*time.Second)
+	if string(body) != "data: 1\n\n" {
+		t.Errorf("body before the panic: %q", body)
+	}
+	errType := res.trailer.Get("Lambda-Runtime-Function-Error-Type")
+	errBody, _ := base64.StdEncoding.DecodeString(res.trailer.Get("Lambda-Runtime-Function-Error-Body"))
+	var report struct{ ErrorMessage, ErrorType string }
+	json.Unmarshal(errBody, &report)
+	if errType == "" || report.ErrorMessage != "adapter: handler panicked: boom after the first event" {
+		t.Errorf("trailers %v (body %s), want the panic as a function error", res.trailer, errBody)
+	}
+
+	_, _, _, res = api.invoke(urlEvent("/before", nil), 30*time.Second).wait(t, 10*time.Second)
+	json.Unmarshal(res.body, &report)
+	if res.endpoint != "error" || report.ErrorMessage != "adapter: handler panicked: boom before the response" {
+		t.Errorf("ended by %q with %s, want an invocation error", res.endpoint, res.body)
+	}
+}
