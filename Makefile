@@ -8,12 +8,12 @@ BIN      := $(CURDIR)/.bin
 # Packages without sockets: their tests also run under WebAssembly.
 WASM_PKGS := ./sse/... ./handler/... ./internal/... ./lambda/adapter/...
 
-.PHONY: run test check test-native test-js test-wasip1 fuzz bench build-TickstreamFunction
+.PHONY: run test check test-native test-load test-js test-wasip1 fuzz bench build-TickstreamFunction
 
 run:
 	$(GO) run ./local
 
-test: check test-native test-js test-wasip1 fuzz
+test: check test-native test-load test-js test-wasip1 fuzz
 
 check:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt -l:"; echo "$$unformatted"; exit 1; fi
@@ -22,6 +22,11 @@ check:
 
 test-native:
 	$(GO) test -race -count=1 ./...
+
+# The load test holds more goroutines than the race detector allows, so it
+# runs on its own, without -race.
+test-load:
+	$(GO) test -count=1 -run '^TestLoad$$' -v ./local
 
 test-js:
 	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" $(WASM_PKGS)

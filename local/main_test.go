@@ -306,8 +306,9 @@ func TestShutdownEndsStreamsCleanly(t *testing.T) {
 	}
 }
 
-// TestSIGTERM builds the command and stops it with a real SIGTERM while a
-// stream is open.
+// TestSIGTERM builds the command and stops it with a real SIGTERM while 300
+// streams are open: each must end on an event boundary with a properly
+// ended response, and the process must exit well within the grace period.
 func TestSIGTERM(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no SIGTERM on Windows")
@@ -322,32 +323,36 @@ func TestSIGTERM(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, "-addr", addr)
+	cmd := exec.Command(bin, "-addr", addr, "-grace", "5s")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-
-	var resp *http.Response
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err = http.Get("http://" + addr + "/events"); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server did not come up: %v\n%s", err, logs.String())
+			t.Fatalf("server did not come up\n%s", logs.String())
 		}
 	}
-	defer resp.Body.Close()
-	if _, err := wiretest.ReadFrames(resp.Body, 1); err != nil {
-		t.Fatal(err)
-	}
+	streams := openStreams(t, "http://"+addr, 300)
+
+	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.ReadAll(resp.Body); err != nil {
-		t.Errorf("stream ended with %v after SIGTERM, want a clean end", err)
+	for i, s := range streams {
+		rest, err := io.ReadAll(s.Body)
+		if err != nil {
+			t.Fatalf("stream %d ended with %v after SIGTERM, want a clean end", i, err)
+		}
+		if len(rest) > 0 && !bytes.HasSuffix(rest, []byte("\n\n")) {
+			t.Fatalf("stream %d ended mid-event: %q", i, rest)
+		}
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -356,8 +361,11 @@ func TestSIGTERM(t *testing.T) {
 		if err != nil {
 			t.Errorf("exit: %v\n%s", err, logs.String())
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("still running 5s after SIGTERM\n%s", logs.String())
+		if elapsed := time.Since(start); elapsed > 2*time.Second {
+			t.Errorf("exited %v after SIGTERM with 300 streams open, want well within the 5s grace", elapsed)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10s after SIGTERM\n%s", logs.String())
 	}
 }
 
