@@ -3,9 +3,15 @@ package handler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/tickstream/tickstream/sse"
@@ -30,12 +36,9 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if r.Method != http.MethodHead {
-		if !h.acquireStream() {
-			h.refuseStream(w, r)
-			return
-		}
-		defer h.releaseStream()
+	if r.Method != http.MethodHead && !h.acquireStream() {
+		h.refuseStream(w, r)
+		return
 	}
 	setStreamHeaders(w.Header())
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -52,24 +55,22 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	if p.count > 0 {
 		end = min(end, id+p.count-1)
 	}
-	s := h.newStream(w, p.interval)
-	defer s.close()
-	retry := h.retry
-	for ; ; id++ {
-		s.buf = appendTick(s.buf[:0], retry, id, h.now(), p.size)
-		retry = 0
-		if err := s.send(); err != nil {
-			h.streamEnded(r, err)
-			return
+	h.serveStream(w, r, p.interval, func(ctx context.Context, s *stream) error {
+		retry := h.retry
+		for ; ; id++ {
+			s.buf = appendTick(s.buf[:0], retry, id, h.now(), p.size)
+			retry = 0
+			if err := s.send(); err != nil {
+				return err
+			}
+			if id == end {
+				return nil
+			}
+			if err := s.wait(ctx); err != nil {
+				return err
+			}
 		}
-		if id == end {
-			return
-		}
-		if err := s.wait(r.Context()); err != nil {
-			h.streamEnded(r, err)
-			return
-		}
-	}
+	})
 }
 
 // fast serves GET /stream/fast: count events (seq 0 to count-1) delay apart,
@@ -80,36 +81,60 @@ func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if r.Method != http.MethodHead {
-		if !h.acquireStream() {
-			h.refuseStream(w, r)
-			return
-		}
-		defer h.releaseStream()
+	if r.Method != http.MethodHead && !h.acquireStream() {
+		h.refuseStream(w, r)
+		return
 	}
 	setStreamHeaders(w.Header())
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	h.serveStream(w, r, p.delay, func(ctx context.Context, s *stream) error {
+		for seq := int64(0); seq < p.count; seq++ {
+			s.buf = appendFast(s.buf[:0], seq, h.now())
+			if err := s.send(); err != nil {
+				return err
+			}
+			if err := s.wait(ctx); err != nil {
+				return err
+			}
+		}
+		s.buf = append(s.buf[:0], doneFrame...)
+		return s.send()
+	})
+}
 
-	s := h.newStream(w, p.delay)
-	defer s.close()
-	for seq := int64(0); seq < p.count; seq++ {
-		s.buf = appendFast(s.buf[:0], seq, h.now())
-		if err := s.send(); err != nil {
-			h.streamEnded(r, err)
+// serveStream runs body, which writes a stream paced by period, and then
+// releases the stream's slot. It runs body here, with the request's
+// context; or, for a detached stream (WithDetachedStreams), on the hijacked
+// connection in a goroutine of its own, with the handler's context, and
+// returns at once.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, period time.Duration, body func(context.Context, *stream) error) {
+	s := h.newStream(w, period)
+	route := r.Pattern
+	if h.detached != nil && r.ProtoMajor == 1 && r.ProtoMinor == 1 && s.detach() == nil {
+		// The goroutine holds nothing of net/http's (not w, not r), so the
+		// connection's buffers are freed when ServeHTTP returns.
+		if h.detached.start() {
+			go func() {
+				defer h.detached.wg.Done()
+				h.endStream(context.Background(), route, s, body(h.detached.ctx, s))
+			}()
 			return
 		}
-		if err := s.wait(r.Context()); err != nil {
-			h.streamEnded(r, err)
-			return
-		}
+		h.endStream(r.Context(), route, s, context.Canceled) // shutting down: end it at once
+		return
 	}
-	s.buf = append(s.buf[:0], doneFrame...)
-	if err := s.send(); err != nil {
-		h.streamEnded(r, err)
-	}
+	h.endStream(r.Context(), route, s, body(r.Context(), s))
+}
+
+// endStream closes s after its body returned err, releases its slot, and
+// records why it ended.
+func (h *Handler) endStream(ctx context.Context, route string, s *stream, err error) {
+	s.close(err)
+	h.releaseStream()
+	h.streamEnded(ctx, route, err)
 }
 
 // acquireStream takes one of the handler's stream slots, reporting false if
@@ -140,12 +165,12 @@ func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request) {
 // server that shuts down is expected; a failed write (a client that went
 // away or stopped reading) is logged at debug level only: it is routine for
 // a server with many clients, and says nothing about the server.
-func (h *Handler) streamEnded(r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+func (h *Handler) streamEnded(ctx context.Context, route string, err error) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return
 	}
-	h.logger.LogAttrs(r.Context(), slog.LevelDebug, "stream ended by a failed write",
-		slog.String("route", r.Pattern), slog.Any("err", err))
+	h.logger.LogAttrs(ctx, slog.LevelDebug, "stream ended by a failed write",
+		slog.String("route", route), slog.Any("err", err))
 }
 
 func setStreamHeaders(hdr http.Header) {
@@ -177,6 +202,13 @@ type stream struct {
 	timer  *time.Timer
 
 	buf []byte // the frame to send, reused for every frame
+
+	// A detached stream writes to conn itself: the response head (kept in
+	// head until the first frame, so both leave in one write), then each
+	// frame as an HTTP/1.1 chunk, framed in out.
+	conn net.Conn
+	head []byte
+	out  []byte
 }
 
 func (h *Handler) newStream(w http.ResponseWriter, period time.Duration) *stream {
@@ -196,6 +228,11 @@ func (h *Handler) newStream(w http.ResponseWriter, period time.Duration) *stream
 // send writes s.buf and flushes it to the client. A writer that cannot flush
 // or set deadlines (http.ErrNotSupported) is written to all the same.
 func (s *stream) send() error {
+	if s.conn != nil {
+		s.out = appendChunk(append(s.out[:0], s.head...), s.buf)
+		s.head = nil
+		return s.writeConn(s.out)
+	}
 	if s.canDeadline {
 		err := s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 		if errors.Is(err, http.ErrNotSupported) {
@@ -258,10 +295,82 @@ func (s *stream) wait(ctx context.Context) error {
 	}
 }
 
-func (s *stream) close() {
+// close ends the stream after its body returned err. On a detached
+// connection a stream that ended on an event boundary (err is nil or its
+// context's) is ended properly, with the last chunk, and the connection is
+// closed; net/http does both for other streams when ServeHTTP returns.
+func (s *stream) close(err error) {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	if s.conn == nil {
+		return
+	}
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		s.writeConn(append(append(s.out[:0], s.head...), "0\r\n\r\n"...))
+	}
+	s.conn.Close()
+}
+
+// detach takes the connection from net/http (http.ResponseController.Hijack)
+// and prepares the response head, with the headers set so far. It fails,
+// changing nothing, where the connection cannot be hijacked (HTTP/2, a
+// writer that does not support it).
+func (s *stream) detach() error {
+	conn, _, err := s.rc.Hijack()
+	if err != nil {
+		return err
+	}
+	// Whatever the client sent after its request is left unread: the
+	// stream is the connection's last response ("Connection: close").
+	s.conn = conn
+	s.head = appendResponseHead(make([]byte, 0, 256), s.w.Header(), time.Now())
+	s.out = make([]byte, 0, 512)
+	s.w, s.rc = nil, nil // nothing of net/http's stays reachable
+	return nil
+}
+
+// writeConn writes p to the detached connection, within the write timeout.
+func (s *stream) writeConn(p []byte) error {
+	if s.writeTimeout > 0 {
+		if err := s.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
+			return err
+		}
+	}
+	_, err := s.conn.Write(p)
+	return err
+}
+
+// appendResponseHead appends an HTTP/1.1 200 response head for a chunked
+// response that ends its connection, with the headers of hdr (sorted, CR
+// and LF in values replaced by spaces, invalid names left out, as net/http
+// writes them) and a Date.
+func appendResponseHead(dst []byte, hdr http.Header, now time.Time) []byte {
+	dst = append(dst, "HTTP/1.1 200 OK\r\n"...)
+	for _, name := range slices.Sorted(maps.Keys(hdr)) {
+		if name == "" || strings.ContainsAny(name, " :\r\n") {
+			continue
+		}
+		for _, v := range hdr[name] {
+			dst = append(dst, name...)
+			dst = append(dst, ": "...)
+			dst = append(dst, headerValue.Replace(strings.TrimSpace(v))...)
+			dst = append(dst, "\r\n"...)
+		}
+	}
+	dst = append(dst, "Date: "...)
+	dst = now.UTC().AppendFormat(dst, http.TimeFormat)
+	return append(dst, "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"...)
+}
+
+var headerValue = strings.NewReplacer("\r", " ", "\n", " ")
+
+// appendChunk appends p as one chunk of a chunked HTTP/1.1 body.
+func appendChunk(dst, p []byte) []byte {
+	dst = strconv.AppendInt(dst, int64(len(p)), 16)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, p...)
+	return append(dst, "\r\n"...)
 }
 
 // ParseLastEventID parses a Last-Event-ID header as /events understands it:
@@ -344,4 +453,55 @@ func mustEncode(frame []byte, err error) []byte {
 		panic(err)
 	}
 	return frame
+}
+
+// detachedStreams tracks the streams a handler serves on hijacked
+// connections, which the server no longer sees.
+type detachedStreams struct {
+	ctx    context.Context // done when Shutdown begins
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// start counts a new detached stream, reporting false once Shutdown has
+// begun.
+func (d *detachedStreams) start() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
+	d.wg.Add(1)
+	return true
+}
+
+// Shutdown ends the handler's detached streams (see WithDetachedStreams), each
+// after the event it is writing, with a properly ended response, and waits
+// until they are closed or ctx is done. A server that serves the handler
+// should call it when it shuts down, as http.Server.Shutdown does not wait
+// for hijacked connections. Streams detached after Shutdown began end at
+// once. Without WithDetachedStreams it does nothing.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	d := h.detached
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("handler: %d streams still open: %w", h.Streams(), ctx.Err())
+	}
 }

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -44,5 +45,29 @@ func BenchmarkFast(b *testing.B) {
 			b.Fatal(err)
 		}
 		seq++
+	}
+}
+
+// discardConn is a connection that takes every write.
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (discardConn) SetWriteDeadline(time.Time) error { return nil }
+func (discardConn) Close() error                     { return nil }
+
+// BenchmarkTickDetached measures /events per event on a detached stream:
+// build the frame, frame it as a chunk, set the write deadline, write it.
+func BenchmarkTickDetached(b *testing.B) {
+	s := New().newStream(&discardWriter{header: http.Header{}}, time.Second)
+	s.conn, s.out = discardConn{}, make([]byte, 0, 512)
+	now := time.Now()
+	b.ReportAllocs()
+	id := int64(1_000_000)
+	for b.Loop() {
+		s.buf = appendTick(s.buf[:0], 0, id, now, 0)
+		if err := s.send(); err != nil {
+			b.Fatal(err)
+		}
+		id++
 	}
 }

@@ -64,6 +64,7 @@ type config struct {
 	corsOrigins       []string
 	tlsCert, tlsKey   string // PEM files; both set: serve HTTPS
 	h2c               bool   // also serve cleartext HTTP/2
+	detach            bool   // serve HTTP/1.1 streams on hijacked connections
 }
 
 // handlerOptions returns the handler options cfg sets.
@@ -75,6 +76,9 @@ func (cfg config) handlerOptions() []handler.Option {
 	}
 	if len(cfg.corsOrigins) > 0 {
 		opts = append(opts, handler.WithAllowedOrigins(cfg.corsOrigins...))
+	}
+	if cfg.detach {
+		opts = append(opts, handler.WithDetachedStreams())
 	}
 	return opts
 }
@@ -108,6 +112,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve HTTPS, HTTP/2 and HTTP/1.1, with this PEM certificate `file` (needs -tls-key)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the PEM private key `file` of -tls-cert")
 	fs.BoolVar(&cfg.h2c, "h2c", false, "also serve cleartext HTTP/2 (prior knowledge), for proxies that speak it to upstreams")
+	fs.BoolVar(&cfg.detach, "detach", true, "serve HTTP/1.1 streams on hijacked connections, with a fifth of the memory per stream")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -167,8 +172,9 @@ func serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config, cfg conf
 	// every open stream at its next event boundary.
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
+	h := handler.New(append(append(cfg.handlerOptions(), handler.WithLogger(logger)), opts...)...)
 	srv := &http.Server{
-		Handler:           handler.New(append(append(cfg.handlerOptions(), handler.WithLogger(logger)), opts...)...),
+		Handler:           h,
 		ReadHeaderTimeout: cfg.readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -181,7 +187,8 @@ func serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config, cfg conf
 	srv.Protocols.SetHTTP2(tlsConfig != nil)
 	srv.Protocols.SetUnencryptedHTTP2(cfg.h2c)
 	// Shutdown closes the listeners, then calls this, then waits for the
-	// streams' responses to complete.
+	// streams' responses to complete. Detached streams, on hijacked
+	// connections, are the handler's to end (h.Shutdown below).
 	srv.RegisterOnShutdown(endStreams)
 
 	served := make(chan error, 1)
@@ -202,7 +209,7 @@ func serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config, cfg conf
 	logger.Info("shutting down", "grace", cfg.grace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.grace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	if err := errors.Join(srv.Shutdown(shutdownCtx), h.Shutdown(shutdownCtx)); err != nil {
 		srv.Close()
 		return fmt.Errorf("shutdown: streams still open after %v: %w", cfg.grace, err)
 	}

@@ -93,32 +93,41 @@ func startRunner(t testing.TB, args []string, opts ...handler.Option) *runner {
 }
 
 // TestGolden serves every golden case through the real runner on a loopback
-// socket. Streams run with no pause and a clock that steps one event period
-// per event, so the bytes match the handler's fake-time golden files.
+// socket, with streams detached (written by the handler on a hijacked
+// connection) and not (written through net/http). Streams run with no pause
+// and a clock that steps one event period per event, so the bytes match the
+// handler's fake-time golden files.
 func TestGolden(t *testing.T) {
-	for _, gc := range wiretest.Cases {
-		t.Run(gc.File, func(t *testing.T) {
-			r := startRunner(t, nil,
-				handler.WithClock(wiretest.SteppingClock(gc.Period)),
-				handler.WithInterval(time.Millisecond),
-				handler.WithFastDelay(0))
-			resp, err := http.DefaultClient.Do(gc.Request(r.url))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var body []byte
-			if gc.Frames > 0 {
-				body, err = wiretest.ReadFrames(resp.Body, gc.Frames)
-			} else {
-				body, err = io.ReadAll(resp.Body)
-			}
-			if err != nil {
-				t.Fatalf("reading body: %v", err)
-			}
-			wiretest.Golden(t, filepath.Join(goldenDir, gc.File), wiretest.Dump(resp.StatusCode, resp.Header, body))
-		})
+	for _, detach := range []string{"-detach=true", "-detach=false"} {
+		for _, gc := range wiretest.Cases {
+			t.Run(detach+"/"+gc.File, func(t *testing.T) {
+				testGolden(t, gc, detach)
+			})
+		}
 	}
+}
+
+// testGolden serves one golden case through a runner started with arg.
+func testGolden(t *testing.T, gc wiretest.Case, arg string) {
+	r := startRunner(t, []string{arg},
+		handler.WithClock(wiretest.SteppingClock(gc.Period)),
+		handler.WithInterval(time.Millisecond),
+		handler.WithFastDelay(0))
+	resp, err := http.DefaultClient.Do(gc.Request(r.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body []byte
+	if gc.Frames > 0 {
+		body, err = wiretest.ReadFrames(resp.Body, gc.Frames)
+	} else {
+		body, err = io.ReadAll(resp.Body)
+	}
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	wiretest.Golden(t, filepath.Join(goldenDir, gc.File), wiretest.Dump(resp.StatusCode, resp.Header, body))
 }
 
 func TestParseConfig(t *testing.T) {
@@ -129,6 +138,7 @@ func TestParseConfig(t *testing.T) {
 		maxStreams:        handler.DefaultMaxStreams,
 		writeTimeout:      handler.DefaultWriteTimeout,
 		heartbeat:         handler.DefaultHeartbeat,
+		detach:            true,
 	}
 	with := func(change func(*config)) config {
 		c := defaults
@@ -147,7 +157,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "flag wins over PORT", args: []string{"-addr", "127.0.0.1:7000"}, env: map[string]string{"PORT": "9000"},
 			want: with(func(c *config) { c.addr = "127.0.0.1:7000" })},
 		{name: "all flags", args: []string{"-addr=:1", "-grace=250ms", "-log-level=debug", "-read-header-timeout=2s",
-			"-max-streams=20000", "-write-timeout=0", "-heartbeat=30s", "-cors-origins", "https://a.example, https://b.example,"},
+			"-max-streams=20000", "-write-timeout=0", "-heartbeat=30s", "-cors-origins", "https://a.example, https://b.example,", "-detach=false"},
 			want: config{addr: ":1", grace: 250 * time.Millisecond, logLevel: slog.LevelDebug, readHeaderTimeout: 2 * time.Second,
 				maxStreams: 20000, writeTimeout: 0, heartbeat: 30 * time.Second, corsOrigins: []string{"https://a.example", "https://b.example"}}},
 		{name: "bad PORT", env: map[string]string{"PORT": "http"}, wantErr: `PORT="http": want a port number from 0 to 65535`},

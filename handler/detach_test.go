@@ -1,0 +1,124 @@
+package handler_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tickstream/tickstream/handler"
+	"github.com/tickstream/tickstream/internal/wiretest"
+)
+
+// hijackable is a ResponseWriter whose connection can be taken over, as
+// net/http's HTTP/1.1 ResponseWriter's can.
+type hijackable struct {
+	*httptest.ResponseRecorder
+	conn net.Conn
+}
+
+func (h *hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return h.conn, bufio.NewReadWriter(bufio.NewReader(h.conn), bufio.NewWriter(h.conn)), nil
+}
+
+// serveDetached serves target on one end of a pipe with h and returns the
+// response read from the other end. ServeHTTP must return at once.
+func serveDetached(t *testing.T, h http.Handler, target string) (*http.Response, net.Conn) {
+	t.Helper()
+	server, client := net.Pipe()
+	t.Cleanup(func() { client.Close() })
+	req := httptest.NewRequest("GET", target, nil)
+	returned := make(chan struct{})
+	go func() {
+		h.ServeHTTP(&hijackable{httptest.NewRecorder(), server}, req)
+		close(returned)
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(client), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeHTTP did not return after detaching the stream")
+	}
+	return resp, client
+}
+
+// TestDetachedGolden: a detached stream's bytes, read back through an HTTP
+// client, are the golden file's.
+func TestDetachedGolden(t *testing.T) {
+	h := handler.New(handler.WithDetachedStreams(), handler.WithInterval(time.Millisecond),
+		handler.WithClock(wiretest.SteppingClock(time.Second)))
+	resp, _ := serveDetached(t, h, "/events?count=5")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("body: %v", err)
+	}
+	if !resp.Close || len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+		t.Errorf("Close=%v TransferEncoding=%v, want a chunked response that closes its connection", resp.Close, resp.TransferEncoding)
+	}
+	wiretest.Golden(t, filepath.Join("testdata", "events.golden"), wiretest.Dump(resp.StatusCode, resp.Header, body))
+	if n := h.Streams(); n != 0 {
+		t.Errorf("Streams() = %d after the stream ended", n)
+	}
+}
+
+// TestDetachedShutdown: Shutdown ends a detached endless stream after the
+// event it is writing, with a properly ended response, waits for it, and
+// ends streams detached afterwards at once.
+func TestDetachedShutdown(t *testing.T) {
+	h := handler.New(handler.WithDetachedStreams(), handler.WithInterval(10*time.Millisecond))
+	resp, _ := serveDetached(t, h, "/events")
+	if _, err := wiretest.ReadFrames(resp.Body, 2); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.Streams(); n != 1 {
+		t.Errorf("Streams() = %d with one detached stream", n)
+	}
+	rest := make(chan error, 1)
+	go func() {
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && len(b) > 0 && string(b[len(b)-2:]) != "\n\n" {
+			err = io.ErrUnexpectedEOF
+		}
+		rest <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-rest; err != nil {
+		t.Errorf("the stream ended with %v, want a clean end on an event boundary", err)
+	}
+	if n := h.Streams(); n != 0 {
+		t.Errorf("Streams() = %d after Shutdown", n)
+	}
+
+	late, _ := serveDetached(t, h, "/events")
+	if b, err := io.ReadAll(late.Body); err != nil || len(b) != 0 {
+		t.Errorf("a stream detached after Shutdown: %q, %v; want an empty, properly ended response", b, err)
+	}
+}
+
+// TestDetachedClientGone: a detached stream whose client closes the
+// connection ends at its next write and frees its slot.
+func TestDetachedClientGone(t *testing.T) {
+	h := handler.New(handler.WithDetachedStreams(), handler.WithInterval(time.Millisecond))
+	resp, client := serveDetached(t, h, "/events")
+	if _, err := wiretest.ReadFrames(resp.Body, 1); err != nil {
+		t.Fatal(err)
+	}
+	client.Close()
+	for deadline := time.Now().Add(5 * time.Second); h.Streams() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream still holds its slot 5s after its client left")
+		}
+	}
+}
