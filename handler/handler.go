@@ -80,9 +80,10 @@ func WithMaxStreams(n int) Option {
 	return func(h *Handler) { h.maxStreams = max(n, 0) }
 }
 
-// WithWriteTimeout sets how long one write to a stream may take (default
-// DefaultWriteTimeout). A client that stops reading fills the connection's
-// buffers, its write times out and its stream ends, freeing its slot. Zero
+// WithWriteTimeout sets how long a stream may wait for its client to take a
+// write (default DefaultWriteTimeout). A client that stops reading fills the
+// connection's buffers, a write blocks, and between half and all of the
+// timeout later it fails and the stream ends, freeing its slot. Zero
 // disables the deadline. It needs a ResponseWriter that supports
 // http.ResponseController.SetWriteDeadline, as net/http's does.
 func WithWriteTimeout(d time.Duration) Option {

@@ -192,8 +192,9 @@ func setStreamHeaders(hdr http.Header) {
 type stream struct {
 	w            http.ResponseWriter
 	rc           *http.ResponseController
-	canFlush     bool // false once the writer has said it cannot flush
-	canDeadline  bool // false once the writer has said it has no deadlines
+	canFlush     bool      // false once the writer has said it cannot flush
+	canDeadline  bool      // false once the writer has said it has no deadlines
+	deadline     time.Time // the write deadline set last
 	writeTimeout time.Duration
 	heartbeat    time.Duration
 
@@ -228,18 +229,14 @@ func (h *Handler) newStream(w http.ResponseWriter, period time.Duration) *stream
 // send writes s.buf and flushes it to the client. A writer that cannot flush
 // or set deadlines (http.ErrNotSupported) is written to all the same.
 func (s *stream) send() error {
+	if err := s.armDeadline(); err != nil {
+		return err
+	}
 	if s.conn != nil {
 		s.out = appendChunk(append(s.out[:0], s.head...), s.buf)
 		s.head = nil
-		return s.writeConn(s.out)
-	}
-	if s.canDeadline {
-		err := s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
-		if errors.Is(err, http.ErrNotSupported) {
-			s.canDeadline = false
-		} else if err != nil {
-			return err
-		}
+		_, err := s.conn.Write(s.out)
+		return err
 	}
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
@@ -330,12 +327,37 @@ func (s *stream) detach() error {
 	return nil
 }
 
+// armDeadline makes sure the next write has between half and all of the
+// write timeout to complete. Moving a deadline costs a runtime timer
+// update, so it is moved only once less than half the timeout remains: a
+// client that stops reading is dropped between half and all of the write
+// timeout later.
+func (s *stream) armDeadline() error {
+	if !s.canDeadline {
+		return nil
+	}
+	now := time.Now()
+	if s.deadline.Sub(now) >= s.writeTimeout/2 {
+		return nil
+	}
+	s.deadline = now.Add(s.writeTimeout)
+	var err error
+	if s.conn != nil {
+		err = s.conn.SetWriteDeadline(s.deadline)
+	} else {
+		err = s.rc.SetWriteDeadline(s.deadline)
+	}
+	if errors.Is(err, http.ErrNotSupported) {
+		s.canDeadline = false
+		return nil
+	}
+	return err
+}
+
 // writeConn writes p to the detached connection, within the write timeout.
 func (s *stream) writeConn(p []byte) error {
-	if s.writeTimeout > 0 {
-		if err := s.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
-			return err
-		}
+	if err := s.armDeadline(); err != nil {
+		return err
 	}
 	_, err := s.conn.Write(p)
 	return err
