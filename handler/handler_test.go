@@ -76,6 +76,22 @@ func newFlushRecorder() *flushRecorder {
 	return &flushRecorder{ResponseRecorder: httptest.NewRecorder(), start: time.Now()}
 }
 
+// recordFlushes serves target with h in the current synctest bubble for d of
+// fake time, then cancels the request and returns what was flushed.
+func recordFlushes(h http.Handler, target string, d time.Duration) *flushRecorder {
+	rec := newFlushRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", target, nil))
+	}()
+	time.Sleep(d)
+	cancel()
+	<-done
+	return rec
+}
+
 func (f *flushRecorder) Flush() {
 	body := f.Body.String()
 	f.flushes = append(f.flushes, flush{At: time.Since(f.start), Bytes: body[f.written:]})
@@ -88,12 +104,7 @@ func (f *flushRecorder) Flush() {
 func TestEventsFlushedOnSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := handler.New(handler.WithInterval(250 * time.Millisecond))
-		rec := newFlushRecorder()
-		ctx, cancel := context.WithCancel(context.Background())
-		go h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/events", nil))
-		time.Sleep(900 * time.Millisecond)
-		cancel()
-		synctest.Wait()
+		rec := recordFlushes(h, "/events", 900*time.Millisecond)
 
 		var want []flush
 		for i := range 4 {

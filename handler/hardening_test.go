@@ -268,12 +268,7 @@ func TestStalledReaderDropped(t *testing.T) {
 func TestHeartbeats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := handler.New(handler.WithHeartbeat(15*time.Second), handler.WithRetry(0))
-		rec := newFlushRecorder()
-		ctx, cancel := context.WithCancel(context.Background())
-		go h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/events?interval=1m", nil))
-		time.Sleep(80 * time.Second)
-		cancel()
-		synctest.Wait()
+		rec := recordFlushes(h, "/events?interval=1m", 80*time.Second)
 
 		var got []string
 		for _, f := range rec.flushes {

@@ -36,17 +36,9 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if r.Method != http.MethodHead && !h.acquireStream() {
-		h.refuseStream(w, r)
+	if !h.startStream(w, r, true) {
 		return
 	}
-	setStreamHeaders(w.Header())
-	w.Header().Set("X-Accel-Buffering", "no")
-	if r.Method == http.MethodHead {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-
 	id := int64(1)
 	if last, ok := ParseLastEventID(r.Header.Get("Last-Event-ID")); ok {
 		id = last + 1
@@ -81,13 +73,7 @@ func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if r.Method != http.MethodHead && !h.acquireStream() {
-		h.refuseStream(w, r)
-		return
-	}
-	setStreamHeaders(w.Header())
-	if r.Method == http.MethodHead {
-		w.WriteHeader(http.StatusOK)
+	if !h.startStream(w, r, false) {
 		return
 	}
 	h.serveStream(w, r, p.delay, func(ctx context.Context, s *stream) error {
@@ -103,6 +89,29 @@ func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 		s.buf = append(s.buf[:0], doneFrame...)
 		return s.send()
 	})
+}
+
+// startStream answers what comes before a stream's events: it takes a
+// stream slot, or refuses the request if none is free, and sets the stream's
+// headers (with X-Accel-Buffering: no if noBuffering). A HEAD request gets
+// the headers and no slot. It reports whether the caller is to stream, and
+// so to release the slot (serveStream does).
+func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, noBuffering bool) bool {
+	head := r.Method == http.MethodHead
+	if !head && !h.acquireStream() {
+		h.refuseStream(w, r)
+		return false
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", sse.ContentType)
+	hdr.Set("Cache-Control", "no-cache")
+	if noBuffering {
+		hdr.Set("X-Accel-Buffering", "no")
+	}
+	if head {
+		w.WriteHeader(http.StatusOK)
+	}
+	return !head
 }
 
 // serveStream runs body, which writes a stream paced by period, and then
@@ -171,11 +180,6 @@ func (h *Handler) streamEnded(ctx context.Context, route string, err error) {
 	}
 	h.logger.LogAttrs(ctx, slog.LevelDebug, "stream ended by a failed write",
 		slog.String("route", route), slog.Any("err", err))
-}
-
-func setStreamHeaders(hdr http.Header) {
-	hdr.Set("Content-Type", sse.ContentType)
-	hdr.Set("Cache-Control", "no-cache")
 }
 
 // A stream writes whole frames to one response and paces them.

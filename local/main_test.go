@@ -286,6 +286,21 @@ func waitForGoroutines(n int, timeout time.Duration) error {
 	return nil
 }
 
+// checkCleanEnds reads each stream to its end, which must be a proper one
+// (the chunked terminator, so io.EOF) right after a whole event.
+func checkCleanEnds(t *testing.T, streams []*http.Response) {
+	t.Helper()
+	for i, s := range streams {
+		rest, err := io.ReadAll(s.Body)
+		if err != nil {
+			t.Fatalf("stream %d ended with %v, want a clean end", i, err)
+		}
+		if len(rest) > 0 && !bytes.HasSuffix(rest, []byte("\n\n")) {
+			t.Fatalf("stream %d ended mid-event: %q", i, rest)
+		}
+	}
+}
+
 // TestShutdownEndsStreamsCleanly stops the runner with streams open: each
 // client must see its response end properly (the chunked terminator, so
 // io.EOF), on an event boundary, and the runner must return at once.
@@ -299,15 +314,7 @@ func TestShutdownEndsStreamsCleanly(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
 		t.Errorf("shutdown took %v with 500 streams open, want well under the 10s grace", elapsed)
 	}
-	for i, s := range streams {
-		rest, err := io.ReadAll(s.Body)
-		if err != nil {
-			t.Fatalf("stream %d ended with %v, want a clean end", i, err)
-		}
-		if len(rest) > 0 && !bytes.HasSuffix(rest, []byte("\n\n")) {
-			t.Errorf("stream %d ended mid-event: %q", i, rest)
-		}
-	}
+	checkCleanEnds(t, streams)
 	logs := r.logs.String()
 	for _, msg := range []string{"msg=listening", "msg=\"shutting down\"", "msg=stopped"} {
 		if !strings.Contains(logs, msg) {
@@ -355,15 +362,7 @@ func TestSIGTERM(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	for i, s := range streams {
-		rest, err := io.ReadAll(s.Body)
-		if err != nil {
-			t.Fatalf("stream %d ended with %v after SIGTERM, want a clean end", i, err)
-		}
-		if len(rest) > 0 && !bytes.HasSuffix(rest, []byte("\n\n")) {
-			t.Fatalf("stream %d ended mid-event: %q", i, rest)
-		}
-	}
+	checkCleanEnds(t, streams)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	select {
