@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	// Registers -update, so that go test ./... -update, which rewrites the
+	// golden files, runs here too.
+	_ "github.com/tickstream/tickstream/internal/wiretest"
 )
 
 func TestParseConfigBounds(t *testing.T) {
