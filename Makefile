@@ -50,7 +50,7 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sse/... ./handler/...
+	$(GO) test -run '^$$' -bench . -benchmem ./sse/... ./handler/... ./local/...
 
 # sam build (Metadata: BuildMethod: makefile) runs this with ARTIFACTS_DIR set;
 # the function runs on provided.al2023, arm64, as a binary named bootstrap.
