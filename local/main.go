@@ -99,7 +99,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "close connections whose request header takes longer than this")
 	fs.IntVar(&cfg.maxStreams, "max-streams", handler.DefaultMaxStreams, "serve at most this many streams at once; more get 503")
-	fs.DurationVar(&cfg.writeTimeout, "write-timeout", handler.DefaultWriteTimeout, "drop a stream whose client has not taken a write within this (0: never)")
+	fs.DurationVar(&cfg.writeTimeout, "write-timeout", handler.DefaultWriteTimeout, "drop a stream whose client stopped taking writes, half to all of this later (0: never)")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", handler.DefaultHeartbeat, "send a keepalive comment on streams silent this long (0: never)")
 	fs.Func("cors-origins", "allow cross-origin reads from these comma-separated `origins` (* for any); CORS is off without it", func(s string) error {
 		for _, o := range strings.Split(s, ",") {
