@@ -209,7 +209,11 @@ func serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config, cfg conf
 	logger.Info("shutting down", "grace", cfg.grace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.grace)
 	defer cancel()
-	if err := errors.Join(srv.Shutdown(shutdownCtx), h.Shutdown(shutdownCtx)); err != nil {
+	// The server ends its streams; the handler ends the detached ones, at
+	// the same time.
+	detached := make(chan error, 1)
+	go func() { detached <- h.Shutdown(shutdownCtx) }()
+	if err := errors.Join(srv.Shutdown(shutdownCtx), <-detached); err != nil {
 		srv.Close()
 		return fmt.Errorf("shutdown: streams still open after %v: %w", cfg.grace, err)
 	}
