@@ -174,10 +174,15 @@ func New(opts ...Option) *Handler {
 
 // ServeHTTP dispatches the request to its route. An unknown path gets 404 and
 // a method other than GET or HEAD gets 405 with an Allow header, both with a
-// JSON error body. With allowed origins set, it answers CORS preflight
-// requests from them.
+// JSON error body. No route takes a request body: a request that announces
+// one gets 400 (or the 404 or 405 it would get anyway), and its body is
+// never read or waited for. With allowed origins set, it answers CORS
+// preflight requests from them.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.ContentLength != 0 {
+		leaveBodyUnread(w, r)
+	}
 	if h.origins != nil && h.cors(w, r) {
 		return
 	}
@@ -185,7 +190,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.noRoute(w, r)
 		return
 	}
+	if r.ContentLength != 0 {
+		writeError(w, r, http.StatusBadRequest, "request body not allowed: no route takes one")
+		return
+	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// leaveBodyUnread makes sure nothing waits for the body r announces (a
+// Content-Length or chunked Transfer-Encoding; with both, a smuggling
+// attempt). net/http would otherwise read up to 256 KiB of it after the
+// response, for as long as the client takes to send it, and then read what
+// follows as the next request. The connection is closed after the answer
+// (Connection: close, for HTTP/1.x; an HTTP/2 stream's unread body costs its
+// connection nothing) and its read deadline is set in the past, so that any
+// read of the body fails at once.
+func leaveBodyUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	// A writer without deadlines (http.ErrNotSupported) has no connection
+	// to wait on.
+	http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0)) //nolint:errcheck
 }
 
 // served reports whether r's path is one of the routes.

@@ -3,15 +3,10 @@ package handler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/tickstream/tickstream/sse"
@@ -47,7 +42,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	if p.count > 0 {
 		end = min(end, id+p.count-1)
 	}
-	h.serveStream(w, r, p.interval, func(ctx context.Context, s *stream) error {
+	h.serveStream(w, r, p.interval, maxTickSize(h.retry, p.size), func(ctx context.Context, s *stream) error {
 		retry := h.retry
 		for ; ; id++ {
 			s.buf = appendTick(s.buf[:0], retry, id, h.now(), p.size)
@@ -76,7 +71,7 @@ func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 	if !h.startStream(w, r, false) {
 		return
 	}
-	h.serveStream(w, r, p.delay, func(ctx context.Context, s *stream) error {
+	h.serveStream(w, r, p.delay, maxFastSize, func(ctx context.Context, s *stream) error {
 		for seq := int64(0); seq < p.count; seq++ {
 			s.buf = appendFast(s.buf[:0], seq, h.now())
 			if err := s.send(); err != nil {
@@ -114,28 +109,19 @@ func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, noBufferin
 	return !head
 }
 
-// serveStream runs body, which writes a stream paced by period, and then
-// releases the stream's slot. It runs body here, with the request's
-// context; or, for a detached stream (WithDetachedStreams), on the hijacked
-// connection in a goroutine of its own, with the handler's context, and
-// returns at once.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, period time.Duration, body func(context.Context, *stream) error) {
+// serveStream runs body, which writes a stream paced by period in frames of
+// at most frameSize bytes, and then releases the stream's slot. It runs body
+// here, with the request's context; or, for a detached stream
+// (WithDetachedStreams, see detached.go), on the hijacked connection in a
+// goroutine of its own, and returns at once.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, period time.Duration, frameSize int, body func(context.Context, *stream) error) {
 	s := h.newStream(w, period)
-	route := r.Pattern
+	s.clearDeadline = r.ProtoMajor >= 2
 	if h.detached != nil && r.ProtoMajor == 1 && r.ProtoMinor == 1 && s.detach() == nil {
-		// The goroutine holds nothing of net/http's (not w, not r), so the
-		// connection's buffers are freed when ServeHTTP returns.
-		if h.detached.start() {
-			go func() {
-				defer h.detached.wg.Done()
-				h.endStream(context.Background(), route, s, body(h.detached.ctx, s))
-			}()
-			return
-		}
-		h.endStream(r.Context(), route, s, context.Canceled) // shutting down: end it at once
+		h.serveDetached(s, r.Pattern, frameSize, body)
 		return
 	}
-	h.endStream(r.Context(), route, s, body(r.Context(), s))
+	h.endStream(r.Context(), r.Pattern, s, body(r.Context(), s))
 }
 
 // endStream closes s after its body returned err, releases its slot, and
@@ -163,8 +149,13 @@ func (h *Handler) Streams() int { return int(h.streams.Load()) }
 
 // refuseStream answers a stream request beyond the limit. Browsers do not
 // retry a 503 on their own; the page does, and other clients should honour
-// Retry-After.
+// Retry-After. An HTTP/1.x connection is closed after the answer, so that
+// refused clients do not keep idle connections (and the server's file
+// descriptors) while the streams they wait for hold theirs.
 func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 	w.Header().Set("Retry-After", "1")
 	writeError(w, r, http.StatusServiceUnavailable,
 		"too many open streams (limit "+strconv.Itoa(h.maxStreams)+"); retry later")
@@ -194,13 +185,16 @@ func (h *Handler) streamEnded(ctx context.Context, route string, err error) {
 // period sends a comment, which keeps proxies with idle timeouts from
 // closing the connection.
 type stream struct {
-	w            http.ResponseWriter
-	rc           *http.ResponseController
-	canFlush     bool      // false once the writer has said it cannot flush
-	canDeadline  bool      // false once the writer has said it has no deadlines
-	deadline     time.Time // the write deadline set last
-	writeTimeout time.Duration
-	heartbeat    time.Duration
+	w           http.ResponseWriter
+	rc          *http.ResponseController
+	canFlush    bool // false once the writer has said it cannot flush
+	canDeadline bool // false once the writer has said it has no deadlines
+	// HTTP/2's write deadline resets the stream when it passes, even when
+	// no write is pending, so there it is cleared after each write.
+	clearDeadline bool
+	deadline      time.Time // the write deadline set last
+	writeTimeout  time.Duration
+	heartbeat     time.Duration
 
 	period time.Duration
 	next   time.Time // when the next frame is due
@@ -245,15 +239,19 @@ func (s *stream) send() error {
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
-	if !s.canFlush {
-		return nil
+	if s.canFlush {
+		err := s.rc.Flush()
+		if errors.Is(err, http.ErrNotSupported) {
+			s.canFlush = false
+		} else if err != nil {
+			return err
+		}
 	}
-	err := s.rc.Flush()
-	if errors.Is(err, http.ErrNotSupported) {
-		s.canFlush = false
-		return nil
+	if s.clearDeadline && s.canDeadline {
+		s.deadline = time.Time{}
+		return s.rc.SetWriteDeadline(s.deadline)
 	}
-	return err
+	return nil
 }
 
 // wait blocks until the next frame is due, sending heartbeats while the
@@ -296,39 +294,16 @@ func (s *stream) wait(ctx context.Context) error {
 	}
 }
 
-// close ends the stream after its body returned err. On a detached
-// connection a stream that ended on an event boundary (err is nil or its
-// context's) is ended properly, with the last chunk, and the connection is
-// closed; net/http does both for other streams when ServeHTTP returns.
+// close ends the stream after its body returned err: it stops its timer,
+// and a detached stream ends its response and closes its connection
+// (closeConn); net/http does both for other streams when ServeHTTP returns.
 func (s *stream) close(err error) {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	if s.conn == nil {
-		return
+	if s.conn != nil {
+		s.closeConn(err)
 	}
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		s.writeConn(append(append(s.out[:0], s.head...), "0\r\n\r\n"...))
-	}
-	s.conn.Close()
-}
-
-// detach takes the connection from net/http (http.ResponseController.Hijack)
-// and prepares the response head, with the headers set so far. It fails,
-// changing nothing, where the connection cannot be hijacked (HTTP/2, a
-// writer that does not support it).
-func (s *stream) detach() error {
-	conn, _, err := s.rc.Hijack()
-	if err != nil {
-		return err
-	}
-	// Whatever the client sent after its request is left unread: the
-	// stream is the connection's last response ("Connection: close").
-	s.conn = conn
-	s.head = appendResponseHead(make([]byte, 0, 256), s.w.Header(), time.Now())
-	s.out = make([]byte, 0, 512)
-	s.w, s.rc = nil, nil // nothing of net/http's stays reachable
-	return nil
 }
 
 // armDeadline makes sure the next write has between half and all of the
@@ -356,47 +331,6 @@ func (s *stream) armDeadline() error {
 		return nil
 	}
 	return err
-}
-
-// writeConn writes p to the detached connection, within the write timeout.
-func (s *stream) writeConn(p []byte) error {
-	if err := s.armDeadline(); err != nil {
-		return err
-	}
-	_, err := s.conn.Write(p)
-	return err
-}
-
-// appendResponseHead appends an HTTP/1.1 200 response head for a chunked
-// response that ends its connection, with the headers of hdr (sorted, CR
-// and LF in values replaced by spaces, invalid names left out, as net/http
-// writes them) and a Date.
-func appendResponseHead(dst []byte, hdr http.Header, now time.Time) []byte {
-	dst = append(dst, "HTTP/1.1 200 OK\r\n"...)
-	for _, name := range slices.Sorted(maps.Keys(hdr)) {
-		if name == "" || strings.ContainsAny(name, " :\r\n") {
-			continue
-		}
-		for _, v := range hdr[name] {
-			dst = append(dst, name...)
-			dst = append(dst, ": "...)
-			dst = append(dst, headerValue.Replace(strings.TrimSpace(v))...)
-			dst = append(dst, "\r\n"...)
-		}
-	}
-	dst = append(dst, "Date: "...)
-	dst = now.UTC().AppendFormat(dst, http.TimeFormat)
-	return append(dst, "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"...)
-}
-
-var headerValue = strings.NewReplacer("\r", " ", "\n", " ")
-
-// appendChunk appends p as one chunk of a chunked HTTP/1.1 body.
-func appendChunk(dst, p []byte) []byte {
-	dst = strconv.AppendInt(dst, int64(len(p)), 16)
-	dst = append(dst, "\r\n"...)
-	dst = append(dst, p...)
-	return append(dst, "\r\n"...)
 }
 
 // ParseLastEventID parses a Last-Event-ID header as /events understands it:
@@ -472,6 +406,16 @@ func appendFast(dst []byte, seq int64, ts time.Time) []byte {
 	return append(dst, "\"}\n\n"...)
 }
 
+// maxTickSize is the length of the longest frame appendTick writes for
+// retry and size: that of the largest id.
+func maxTickSize(retry time.Duration, size int) int {
+	return len(appendTick(make([]byte, 0, size+256), retry, MaxEventID, time.Time{}, size))
+}
+
+// maxFastSize is the length of the longest /stream/fast frame (the done
+// frame is shorter).
+var maxFastSize = len(appendFast(nil, MaxFastCount, time.Time{}))
+
 // mustEncode returns the frame of a constant event, encoded at package
 // initialisation.
 func mustEncode(frame []byte, err error) []byte {
@@ -479,55 +423,4 @@ func mustEncode(frame []byte, err error) []byte {
 		panic(err)
 	}
 	return frame
-}
-
-// detachedStreams tracks the streams a handler serves on hijacked
-// connections, which the server no longer sees.
-type detachedStreams struct {
-	ctx    context.Context // done when Shutdown begins
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	closed bool
-}
-
-// start counts a new detached stream, reporting false once Shutdown has
-// begun.
-func (d *detachedStreams) start() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return false
-	}
-	d.wg.Add(1)
-	return true
-}
-
-// Shutdown ends the handler's detached streams (see WithDetachedStreams), each
-// after the event it is writing, with a properly ended response, and waits
-// until they are closed or ctx is done. A server that serves the handler
-// should call it when it shuts down, as http.Server.Shutdown does not wait
-// for hijacked connections. Streams detached after Shutdown began end at
-// once. Without WithDetachedStreams it does nothing.
-func (h *Handler) Shutdown(ctx context.Context) error {
-	d := h.detached
-	if d == nil {
-		return nil
-	}
-	d.mu.Lock()
-	d.closed = true
-	d.mu.Unlock()
-	d.cancel()
-	done := make(chan struct{})
-	go func() {
-		d.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("handler: %d streams still open: %w", h.Streams(), ctx.Err())
-	}
 }

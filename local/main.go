@@ -159,15 +159,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOutp
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	cfg.maxStreams = fitStreamsToFileLimit(cfg.maxStreams, logger)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	return serve(ctx, ln, tlsConfig, cfg, logger, opts)
+	return serve(ctx, &resettingListener{TCPListener: ln.(*net.TCPListener)}, tlsConfig, cfg, logger, opts)
+}
+
+// fitStreamsToFileLimit returns maxStreams, or less if the process may not
+// open that many file descriptors with a reserve left for everything else
+// (/health, the page, the 503s that refuse streams beyond the limit, the
+// listener and the runtime's own): each stream holds one descriptor, and a
+// server out of descriptors cannot even accept /health. It logs when it
+// lowers the limit.
+func fitStreamsToFileLimit(maxStreams int, logger *slog.Logger) int {
+	limit, ok := openFileLimit()
+	if !ok {
+		return maxStreams
+	}
+	reserve := max(64, limit/8)
+	if uint64(maxStreams)+reserve <= limit {
+		return maxStreams
+	}
+	fit := 1
+	if limit > reserve {
+		fit = int(limit - reserve)
+	}
+	logger.Warn("lowering -max-streams to fit the open file limit (raise it with ulimit -n)",
+		"max_streams", fit, "requested", maxStreams, "open_file_limit", limit, "reserved", reserve)
+	return fit
 }
 
 // serve serves on ln (with TLS if tlsConfig is set) until ctx is done.
-func serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config, cfg config, logger *slog.Logger, opts []handler.Option) error {
+func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cfg config, logger *slog.Logger, opts []handler.Option) error {
 	// Every request's context derives from streams, so cancelling it ends
 	// every open stream at its next event boundary.
 	streams, endStreams := context.WithCancel(context.Background())
@@ -182,6 +207,19 @@ func serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config, cfg conf
 		ErrorLog:          log.New(redactingWriter{logger}, "", 0),
 		TLSConfig:         tlsConfig,
 		Protocols:         new(http.Protocols),
+	}
+	if cfg.writeTimeout > 0 {
+		// The per-stream write deadline cannot see an HTTP/2 client that
+		// stops reading its connection: the stream's writes go to the
+		// connection's buffers, not to the socket. These end such a
+		// connection, and every stream on it, within about the write
+		// timeout: a write to the socket that makes no progress for that
+		// long, or a ping left unanswered, closes it.
+		srv.HTTP2 = &http.HTTP2Config{
+			WriteByteTimeout: cfg.writeTimeout,
+			SendPingTimeout:  cfg.writeTimeout / 2,
+			PingTimeout:      cfg.writeTimeout / 2,
+		}
 	}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(tlsConfig != nil)
@@ -214,8 +252,13 @@ func serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config, cfg conf
 	detached := make(chan error, 1)
 	go func() { detached <- h.Shutdown(shutdownCtx) }()
 	if err := errors.Join(srv.Shutdown(shutdownCtx), <-detached); err != nil {
+		// What is left belongs to clients that do not take their last
+		// bytes: reset it rather than leave the kernel holding it.
+		ln.reset()
 		srv.Close()
-		return fmt.Errorf("shutdown: streams still open after %v: %w", cfg.grace, err)
+		<-served
+		logger.Warn("stopped after the grace period; connections of clients that were not reading were reset", "grace", cfg.grace, "err", err)
+		return fmt.Errorf("shutdown: not every client took its last event within the %v grace; the rest were reset: %w", cfg.grace, err)
 	}
 	<-served // http.ErrServerClosed
 	logger.Info("stopped")
