@@ -117,13 +117,37 @@ func TestDetachedShutdown(t *testing.T) {
 }
 
 // TestDetachedClientGone: a detached stream whose client closes the
-// connection ends at its next write and frees its slot.
+// connection ends and frees its slot without waiting for its next write,
+// due in an hour. A pipe has no file descriptor: this is the path of a
+// reading goroutine per stream, used where the epoll watcher is not
+// (departure_linux_test.go tests that one).
 func TestDetachedClientGone(t *testing.T) {
-	h := handler.New(handler.WithDetachedStreams(), handler.WithInterval(time.Millisecond))
+	h := handler.New(handler.WithDetachedStreams(), handler.WithInterval(time.Hour), handler.WithHeartbeat(0))
 	resp, client := serveDetached(t, h, "/events")
 	if _, err := wiretest.ReadFrames(resp.Body, 1); err != nil {
 		t.Fatal(err)
 	}
 	client.Close()
 	waitForNoStreams(t, h)
+}
+
+// TestDetachedShutdownAbortsStalled: a stream whose client stopped reading
+// cannot take its last event; when Shutdown's context is done its
+// connection is aborted, and Shutdown says so.
+func TestDetachedShutdownAbortsStalled(t *testing.T) {
+	h := handler.New(handler.WithDetachedStreams(), handler.WithInterval(time.Millisecond), handler.WithWriteTimeout(time.Hour))
+	resp, _ := serveDetached(t, h, "/events")
+	if _, err := wiretest.ReadFrames(resp.Body, 1); err != nil { // then never read again: net.Pipe has no buffer
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := h.Shutdown(ctx)
+	want := "handler: reset 1 streams whose clients did not take their last event: context deadline exceeded"
+	if err == nil || err.Error() != want {
+		t.Errorf("Shutdown: %v, want %s", err, want)
+	}
+	if n := h.Streams(); n != 0 {
+		t.Errorf("Streams() = %d after Shutdown returned", n)
+	}
 }

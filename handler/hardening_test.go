@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -367,3 +368,61 @@ func TestCORS(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestBodyRefused: no route takes a body. A request that announces
+// one gets 400 (or the 404 or 405 it would get anyway) and, over HTTP/1.x,
+// Connection: close; the body is never read.
+func TestRequestBodyRefused(t *testing.T) {
+	for _, tt := range []struct {
+		method, target string
+		status         int
+		header         http.Header
+		msg            string
+	}{
+		{"GET", "/health", 400, nil, "request body not allowed: no route takes one"},
+		{"GET", "/events", 400, nil, "request body not allowed: no route takes one"},
+		{"HEAD", "/stream/fast", 400, nil, "request body not allowed: no route takes one"},
+		{"POST", "/health", 405, http.Header{"Allow": {"GET, HEAD"}}, "method POST not allowed; use GET or HEAD"},
+		{"GET", "/upload", 404, nil, "no route for path /upload"},
+	} {
+		req := httptest.NewRequest(tt.method, tt.target, strings.NewReader("hello"))
+		body := &readCounter{Reader: strings.NewReader("hello")}
+		req.Body = body
+		rec := httptest.NewRecorder()
+		handler.New().ServeHTTP(rec, req)
+		msg, _ := json.Marshal(map[string]string{"error": tt.msg})
+		header := http.Header{
+			"Connection":             {"close"},
+			"Content-Type":           {"application/json"},
+			"Content-Length":         {fmt.Sprint(len(msg))},
+			"X-Content-Type-Options": {"nosniff"},
+		}
+		for k, v := range tt.header {
+			header[k] = v
+		}
+		if tt.method == "HEAD" {
+			msg = nil
+		}
+		want := wiretest.Dump(tt.status, header, msg)
+		if diff := cmp.Diff(string(want), string(wiretest.Dump(rec.Code, rec.Result().Header, rec.Body.Bytes()))); diff != "" {
+			t.Errorf("%s %s with a body (-want +got):\n%s", tt.method, tt.target, diff)
+		}
+		if body.n != 0 {
+			t.Errorf("%s %s: %d bytes of the body read, want none", tt.method, tt.target, body.n)
+		}
+	}
+}
+
+// readCounter counts the bytes read from it.
+type readCounter struct {
+	io.Reader
+	n int
+}
+
+func (r *readCounter) Read(p []byte) (int, error) {
+	n, err := r.Reader.Read(p)
+	r.n += n
+	return n, err
+}
+
+func (r *readCounter) Close() error { return nil }

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -77,18 +78,24 @@ func startRunner(t testing.TB, args []string, opts ...handler.Option) *runner {
 	}
 	var once sync.Once
 	var runErr error
-	stop := func() error {
+	stopRun := func() error {
 		once.Do(func() {
 			cancel()
 			runErr = <-done
 		})
 		return runErr
 	}
+	var stoppedByTest atomic.Bool
 	t.Cleanup(func() {
-		if err := stop(); err != nil {
+		// An error the test asked for (by calling stop) is the test's to judge.
+		if err := stopRun(); err != nil && !stoppedByTest.Load() {
 			t.Errorf("runner: %v", err)
 		}
 	})
+	stop := func() error {
+		stoppedByTest.Store(true)
+		return stopRun()
+	}
 	return &runner{url: url, logs: logs, stop: stop}
 }
 
@@ -332,10 +339,7 @@ func TestSIGTERM(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no SIGTERM on Windows")
 	}
-	bin := filepath.Join(t.TempDir(), "tickstream")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildCommand(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -378,6 +382,17 @@ func TestSIGTERM(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("still running 10s after SIGTERM\n%s", logs.String())
 	}
+}
+
+// buildCommand builds the command into a temporary directory and returns
+// the binary's path.
+func buildCommand(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tickstream")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // TestLogsHaveNoClientAddresses checks the runner's own log lines and the

@@ -10,11 +10,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/tickstream/tickstream/handler"
 	"github.com/tickstream/tickstream/internal/wiretest"
 )
 
@@ -188,4 +193,125 @@ func TestDepartedClientsFreeSlotsAtOnce(t *testing.T) {
 	}
 	// Every slot is free again.
 	openRawStreams(t, addr, n)
+}
+
+// TestShutdownResetsStalledReaders: SIGTERM with 200 healthy streams and 20
+// clients that stopped reading. The healthy ones end cleanly at once; the
+// stalled ones cannot take their last event, and at the end of the grace
+// period their connections are reset (no orphan sockets left behind), and
+// run returns an error that says so: the exit status is 1.
+func TestShutdownResetsStalledReaders(t *testing.T) {
+	const grace = time.Second
+	r := startRunner(t, []string{"-grace", grace.String(), "-write-timeout", "1m"}, handler.WithInterval(20*time.Millisecond))
+	addr := strings.TrimPrefix(r.url, "http://")
+	idle := readSockstat(t)
+	healthy := openStreams(t, r.url, 200)
+	stalled := make([]*net.TCPConn, 20)
+	for i := range stalled {
+		stalled[i] = stallStream(t, addr)
+	}
+	time.Sleep(300 * time.Millisecond) // their buffers fill
+
+	start := time.Now()
+	err := r.stop()
+	elapsed := time.Since(start)
+	want := "shutdown: not every client took its last event within the 1s grace; the rest were reset: " +
+		"handler: reset 20 streams whose clients did not take their last event: context deadline exceeded"
+	if err == nil || err.Error() != want {
+		t.Errorf("run returned %v\nwant %s", err, want)
+	}
+	if elapsed < grace || elapsed > grace+time.Second {
+		t.Errorf("run returned %v after the stop, want just after the %v grace", elapsed, grace)
+	}
+	checkCleanEnds(t, healthy)
+	for i, c := range stalled {
+		if n, err := readUntilFailure(c, 5*time.Second); !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("stalled client %d: read %d bytes, then %v; want a connection reset", i, n, err)
+		}
+	}
+	if now := readSockstat(t); now.orphans > idle.orphans {
+		t.Errorf("%d orphan sockets after shutdown, %d before", now.orphans, idle.orphans)
+	}
+	if logs := r.logs.String(); !strings.Contains(logs, `level=WARN msg="stopped after the grace period; connections of clients that were not reading were reset" grace=1s`) {
+		t.Errorf("no log line says what happened:\n%s", logs)
+	}
+}
+
+// TestStreamLimitFitsFileLimit runs the command under `ulimit -n 1024`
+// with the default -max-streams (10,000): it lowers the stream limit to fit,
+// says so in one log line, and while 1,500 clients try to open streams,
+// the ones beyond the limit get 503 and /health keeps answering.
+func TestStreamLimitFitsFileLimit(t *testing.T) {
+	bin := buildCommand(t)
+	logs := &logSink{addrc: make(chan string, 1)}
+	cmd := exec.Command("sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "-addr", "127.0.0.1:0", "-heartbeat", "0")
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	var addr string
+	select {
+	case addr = <-logs.addrc:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the command did not start listening:\n%s", logs)
+	}
+	lowered := regexp.MustCompile(`level=WARN msg=.*`).FindString(logs.String())
+	want := `level=WARN msg="lowering -max-streams to fit the open file limit (raise it with ulimit -n)" max_streams=896 requested=10000 open_file_limit=1024 reserved=128`
+	if diff := cmp.Diff(want, lowered); diff != "" {
+		t.Errorf("log line (-want +got):\n%s", diff)
+	}
+
+	const clients = 1500
+	statuses := make(chan int, clients)
+	var conns sync.WaitGroup
+	held := make(chan struct{})
+	for range clients {
+		conns.Go(func() {
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			defer c.Close()
+			io.WriteString(c, "GET /events?interval=1h HTTP/1.1\r\nHost: x\r\n\r\n")
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			statuses <- resp.StatusCode
+			<-held // a stream holds its slot and descriptor until the end
+		})
+	}
+	health := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	checkHealth := func() {
+		resp, err := health.Get("http://" + addr + "/health")
+		if err != nil {
+			t.Fatalf("/health while %d clients open streams: %v", clients, err)
+		}
+		resp.Body.Close()
+	}
+	counts := map[int]int{}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for answered := 0; answered < clients; {
+		select {
+		case st := <-statuses:
+			counts[st]++
+			answered++
+		case <-tick.C:
+			checkHealth()
+		}
+	}
+	checkHealth()
+	close(held)
+	conns.Wait()
+	if diff := cmp.Diff(map[int]int{200: 896, 503: clients - 896}, counts); diff != "" {
+		t.Errorf("statuses of %d stream requests (-want +got):\n%s", clients, diff)
+	}
 }
