@@ -120,6 +120,13 @@ func WithAllowedOrigins(origins ...string) Option {
 // by about four fifths, for servers that hold thousands. HTTP/2 streams,
 // and writers that cannot be hijacked, are served as usual.
 //
+// A detached stream ends as soon as its client closes or resets the
+// connection (on Linux, one epoll instance per handler watches them all;
+// elsewhere a goroutine per stream reads the connection), and a stream
+// dropped by a failed or timed-out write is closed with a TCP reset, which
+// frees the socket and what it had queued at once. detached.go describes
+// the whole lifecycle.
+//
 // A hijacked connection is no longer the server's: http.Server.Shutdown
 // neither ends nor waits for it. A server that uses this option must call
 // Handler.Shutdown when it shuts down. The stream's context is then the

@@ -406,10 +406,11 @@ func appendFast(dst []byte, seq int64, ts time.Time) []byte {
 	return append(dst, "\"}\n\n"...)
 }
 
-// maxTickSize is the length of the longest frame appendTick writes for
-// retry and size: that of the largest id.
+// maxTickSize bounds the length of the frames appendTick writes for retry
+// and size: that of the largest id without padding, plus the padding.
 func maxTickSize(retry time.Duration, size int) int {
-	return len(appendTick(make([]byte, 0, size+256), retry, MaxEventID, time.Time{}, size))
+	var buf [256]byte
+	return len(appendTick(buf[:0], retry, MaxEventID, time.Time{}, 0)) + size
 }
 
 // maxFastSize is the length of the longest /stream/fast frame (the done
