@@ -73,10 +73,11 @@ type detachedStreams struct {
 	live    map[uint64]*detachedStream // by token
 	next    uint64                     // the last token handed out
 	watcher *departureWatcher          // nil until the first stream; see departure_*.go
+	noWatch bool                       // no watcher could be started: readers instead
 }
 
-// A detachedStream is one stream in detachedStreams: its token, and the
-// function that ends its context.
+// A detachedStream is one stream in detachedStreams, and the function that
+// ends its context.
 type detachedStream struct {
 	s      *stream
 	cancel context.CancelCauseFunc
@@ -165,8 +166,9 @@ func (d *detachedStreams) depart(token uint64) {
 func (d *detachedStreams) watch(ctx context.Context, s *stream, token uint64, logger *slog.Logger) {
 	if raw, ok := findConn[syscall.Conn](s.conn); ok {
 		d.mu.Lock()
-		if d.watcher == nil && !d.closed {
+		if d.watcher == nil && !d.noWatch && !d.closed {
 			d.watcher = newDepartureWatcher(d.depart, logger) // nil where unsupported
+			d.noWatch = d.watcher == nil
 		}
 		w := d.watcher
 		d.mu.Unlock()
