@@ -262,7 +262,7 @@ func (s *stream) detach() error {
 // on an event boundary (err is nil or its context's) gets the last chunk and
 // a normal close; any other is aborted.
 func (s *stream) closeConn(err error) {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if endedCleanly(err) {
 		if s.writeConn(append(append(s.out[:0], s.head...), "0\r\n\r\n"...)) == nil {
 			s.conn.Close()
 			return

@@ -166,11 +166,18 @@ func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request) {
 // away or stopped reading) is logged at debug level only: it is routine for
 // a server with many clients, and says nothing about the server.
 func (h *Handler) streamEnded(ctx context.Context, route string, err error) {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if endedCleanly(err) || errors.Is(err, errClientLeft) { // a departure is no failed write
 		return
 	}
 	h.logger.LogAttrs(ctx, slog.LevelDebug, "stream ended by a failed write",
 		slog.String("route", route), slog.Any("err", err))
+}
+
+// endedCleanly reports whether a stream body's error means it ended on an
+// event boundary: it finished (nil), or its context ended it (the client
+// left, or the server shuts down).
+func endedCleanly(err error) bool {
+	return err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // A stream writes whole frames to one response and paces them.
