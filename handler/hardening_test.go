@@ -54,6 +54,12 @@ func TestBadParameters(t *testing.T) {
 		{"/stream/fast?delay=-1ms", `delay: "-1ms" is not a duration from 0s to 1m (such as 250ms or 2s)`},
 		{"/stream/fast?delay=61s", `delay: "61s" is not a duration from 0s to 1m (such as 250ms or 2s)`},
 		{"/stream/fast?delay=soon", `delay: "soon" is not a duration from 0s to 1m (such as 250ms or 2s)`},
+		{"/stream/fast?size=-1", `size: "-1" is not a whole number from 0 to 1048576`},
+		{"/stream/fast?size=1048577", `size: "1048577" is not a whole number from 0 to 1048576`},
+		{"/events?heartbeat=500ms", `heartbeat: "500ms" is not 0 (none) or a duration from 1s to 1h (such as 30s)`},
+		{"/events?heartbeat=-1s", `heartbeat: "-1s" is not 0 (none) or a duration from 1s to 1h (such as 30s)`},
+		{"/events?heartbeat=1h1s", `heartbeat: "1h1s" is not 0 (none) or a duration from 1s to 1h (such as 30s)`},
+		{"/stream/fast?heartbeat=off", `heartbeat: "off" is not 0 (none) or a duration from 1s to 1h (such as 30s)`},
 	}
 	for _, tt := range tests {
 		for _, method := range []string{"GET", "HEAD"} {
@@ -146,6 +152,67 @@ func TestEventsSize(t *testing.T) {
 			}
 			if err := json.Unmarshal([]byte(data), &tick); err != nil || tick.ID != 1 || tick.Message != "Event #1" {
 				t.Errorf("size=%d: data %.80q... is not a valid tick: %v", tt.size, data, err)
+			}
+		})
+	}
+}
+
+// TestFastSize: ?size= pads each /stream/fast event's data to that many
+// bytes, as it does /events', so that a proxy's buffer size shows on a
+// stream without X-Accel-Buffering.
+func TestFastSize(t *testing.T) {
+	const natural = len(`{"seq":0,"ts":"2000-01-01T00:00:00.000Z"}`)
+	for _, tt := range []struct{ size, want int }{
+		{0, natural},
+		{natural + 1, natural + len(`,"pad":""`)},
+		{1024, 1024},
+		{handler.MaxSize, handler.MaxSize},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			handler.New().ServeHTTP(rec, httptest.NewRequest("GET", fmt.Sprintf("/stream/fast?count=1&delay=0s&size=%d", tt.size), nil))
+			events := wiretest.Events(rec.Body.Bytes())
+			if len(events) != 2 || events[1].Type != "done" {
+				t.Fatalf("size=%d: %d events, want 1 and done", tt.size, len(events))
+			}
+			data := events[0].Data
+			if len(data) != tt.want {
+				t.Errorf("size=%d: data is %d bytes, want %d", tt.size, len(data), tt.want)
+			}
+			var ev struct {
+				Seq *int   `json:"seq"`
+				TS  string `json:"ts"`
+			}
+			if err := json.Unmarshal([]byte(data), &ev); err != nil || ev.Seq == nil || *ev.Seq != 0 || ev.TS != "2000-01-01T00:00:00.000Z" {
+				t.Errorf("size=%d: data %.80q... is not a valid event: %v", tt.size, data, err)
+			}
+		})
+	}
+}
+
+// TestHeartbeatParameter: ?heartbeat= sets one stream's heartbeat period;
+// 0 turns heartbeats off, so that the check can find a path's idle timeout.
+func TestHeartbeatParameter(t *testing.T) {
+	for _, tt := range []struct {
+		query string
+		want  []string
+	}{
+		{"heartbeat=0", []string{"0s tick", "1m0s tick"}},
+		{"heartbeat=20s", []string{"0s tick", "20s comment", "40s comment", "1m0s tick"}},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			h := handler.New(handler.WithHeartbeat(15 * time.Second))
+			rec := recordFlushes(h, "/events?interval=1m&count=2&"+tt.query, 2*time.Minute)
+			var got []string
+			for _, f := range rec.flushes {
+				kind := "comment"
+				if wiretest.Parse([]byte(f.Bytes))[0].Dispatched {
+					kind = "tick"
+				}
+				got = append(got, fmt.Sprintf("%v %s", f.At, kind))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("%s: flushes (-want +got):\n%s", tt.query, diff)
 			}
 		})
 	}

@@ -16,27 +16,33 @@ const (
 	MaxSize        = 1 << 20   // /events?size=, in bytes
 	MaxFastCount   = 10_000    // /stream/fast?count=
 	MaxFastDelay   = time.Minute
+	MinHeartbeat   = time.Second // ?heartbeat= on both stream routes; 0 turns heartbeats off
+	MaxHeartbeat   = time.Hour
 )
 
 // eventsParams are the settings of one /events stream.
 type eventsParams struct {
-	interval time.Duration // between two ticks
-	count    int64         // ticks before the response ends; 0 means endless
-	size     int           // minimum length of each tick's data, in bytes
+	interval  time.Duration // between two ticks
+	count     int64         // ticks before the response ends; 0 means endless
+	size      int           // minimum length of each tick's data, in bytes
+	heartbeat time.Duration // the longest silence before a comment; 0: none
 }
 
 // fastParams are the settings of one /stream/fast burst.
 type fastParams struct {
-	count int64         // events before "done"
-	delay time.Duration // between two events
+	count     int64         // events before "done"
+	delay     time.Duration // between two events
+	size      int           // minimum length of each event's data, in bytes
+	heartbeat time.Duration // the longest silence before a comment; 0: none
 }
 
 func (h *Handler) parseEventsParams(rawQuery string) (eventsParams, error) {
 	q := newQuery(rawQuery)
 	p := eventsParams{
-		interval: q.duration("interval", h.interval, MinInterval, MaxInterval),
-		count:    q.int("count", 0, 1, MaxEventsCount),
-		size:     int(q.int("size", 0, 0, MaxSize)),
+		interval:  q.duration("interval", h.interval, MinInterval, MaxInterval),
+		count:     q.int("count", 0, 1, MaxEventsCount),
+		size:      int(q.int("size", 0, 0, MaxSize)),
+		heartbeat: q.heartbeat(h.heartbeat),
 	}
 	return p, q.err
 }
@@ -44,8 +50,10 @@ func (h *Handler) parseEventsParams(rawQuery string) (eventsParams, error) {
 func (h *Handler) parseFastParams(rawQuery string) (fastParams, error) {
 	q := newQuery(rawQuery)
 	p := fastParams{
-		count: q.int("count", DefaultFastCount, 1, MaxFastCount),
-		delay: q.duration("delay", h.fastDelay, 0, MaxFastDelay),
+		count:     q.int("count", DefaultFastCount, 1, MaxFastCount),
+		delay:     q.duration("delay", h.fastDelay, 0, MaxFastDelay),
+		size:      int(q.int("size", 0, 0, MaxSize)),
+		heartbeat: q.heartbeat(h.heartbeat),
 	}
 	return p, q.err
 }
@@ -92,6 +100,22 @@ func (q *query) duration(name string, def, min, max time.Duration) time.Duration
 	if err != nil || d < min || d > max {
 		q.err = fmt.Errorf("%s: %q is not a duration from %s to %s (such as 250ms or 2s)",
 			name, clip(s), formatDuration(min), formatDuration(max))
+		return def
+	}
+	return d
+}
+
+// heartbeat reads the heartbeat period: 0 (none; to find a path's idle
+// timeout) or a duration from MinHeartbeat to MaxHeartbeat.
+func (q *query) heartbeat(def time.Duration) time.Duration {
+	s, ok := q.value("heartbeat")
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d != 0 && (d < MinHeartbeat || d > MaxHeartbeat) {
+		q.err = fmt.Errorf("heartbeat: %q is not 0 (none) or a duration from %s to %s (such as 30s)",
+			clip(s), formatDuration(MinHeartbeat), formatDuration(MaxHeartbeat))
 		return def
 	}
 	return d

@@ -42,7 +42,8 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	if p.count > 0 {
 		end = min(end, id+p.count-1)
 	}
-	h.serveStream(w, r, p.interval, maxTickSize(h.retry, p.size), func(ctx context.Context, s *stream) error {
+	pace := streamPace{period: p.interval, heartbeat: p.heartbeat, maxFrame: maxTickSize(h.retry, p.size)}
+	h.serveStream(w, r, pace, func(ctx context.Context, s *stream) error {
 		retry := h.retry
 		for ; ; id++ {
 			s.buf = appendTick(s.buf[:0], retry, id, h.now(), p.size)
@@ -71,9 +72,10 @@ func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 	if !h.startStream(w, r, false) {
 		return
 	}
-	h.serveStream(w, r, p.delay, maxFastSize, func(ctx context.Context, s *stream) error {
+	pace := streamPace{period: p.delay, heartbeat: p.heartbeat, maxFrame: maxFastSize(p.size)}
+	h.serveStream(w, r, pace, func(ctx context.Context, s *stream) error {
 		for seq := int64(0); seq < p.count; seq++ {
-			s.buf = appendFast(s.buf[:0], seq, h.now())
+			s.buf = appendFast(s.buf[:0], seq, h.now(), p.size)
 			if err := s.send(); err != nil {
 				return err
 			}
@@ -109,16 +111,25 @@ func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, noBufferin
 	return !head
 }
 
-// serveStream runs body, which writes a stream paced by period in frames of
-// at most frameSize bytes, and then releases the stream's slot. It runs body
-// here, with the request's context; or, for a detached stream
-// (WithDetachedStreams, see detached.go), on the hijacked connection in a
-// goroutine of its own, and returns at once.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, period time.Duration, frameSize int, body func(context.Context, *stream) error) {
-	s := h.newStream(w, period)
+// streamPace is how one stream is written: one frame of at most maxFrame
+// bytes every period, and a heartbeat comment after heartbeat of silence
+// (none if 0).
+type streamPace struct {
+	period    time.Duration
+	heartbeat time.Duration
+	maxFrame  int
+}
+
+// serveStream runs body, which writes a stream at pace, and then releases
+// the stream's slot. It runs body here, with the request's context; or, for
+// a detached stream (WithDetachedStreams, see detached.go), on the hijacked
+// connection in a goroutine of its own, and returns at once.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, pace streamPace, body func(context.Context, *stream) error) {
+	s := h.newStream(w, pace.period)
+	s.heartbeat = pace.heartbeat
 	s.clearDeadline = r.ProtoMajor >= 2
 	if h.detached != nil && r.ProtoMajor == 1 && r.ProtoMinor == 1 && s.detach() == nil {
-		h.serveDetached(s, r.Pattern, frameSize, body)
+		h.serveDetached(s, r.Pattern, pace.maxFrame, body)
 		return
 	}
 	h.endStream(r.Context(), r.Pattern, s, body(r.Context(), s))
@@ -403,14 +414,20 @@ func appendPad(dst []byte, n int) []byte {
 	return append(dst, '"')
 }
 
-// appendFast appends one /stream/fast frame; like appendTick, it cannot
-// break its frame.
-func appendFast(dst []byte, seq int64, ts time.Time) []byte {
-	dst = append(dst, `data: {"seq":`...)
+// appendFast appends one /stream/fast frame whose data is at least size
+// bytes; like appendTick, it cannot break its frame.
+func appendFast(dst []byte, seq int64, ts time.Time, size int) []byte {
+	dst = append(dst, "data: "...)
+	data := len(dst)
+	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendInt(dst, seq, 10)
 	dst = append(dst, `,"ts":"`...)
 	dst = ts.UTC().AppendFormat(dst, timestampLayout)
-	return append(dst, "\"}\n\n"...)
+	dst = append(dst, '"')
+	if short := size - (len(dst) - data) - len("}"); short > 0 {
+		dst = appendPad(dst, short)
+	}
+	return append(dst, "}\n\n"...)
 }
 
 // maxTickSize bounds the length of the frames appendTick writes for retry
@@ -420,9 +437,12 @@ func maxTickSize(retry time.Duration, size int) int {
 	return len(appendTick(buf[:0], retry, MaxEventID, time.Time{}, 0)) + size
 }
 
-// maxFastSize is the length of the longest /stream/fast frame (the done
-// frame is shorter).
-var maxFastSize = len(appendFast(nil, MaxFastCount, time.Time{}))
+// maxFastSize bounds the length of the /stream/fast frames for size (the
+// done frame is shorter).
+func maxFastSize(size int) int {
+	var buf [128]byte
+	return len(appendFast(buf[:0], MaxFastCount, time.Time{}, 0)) + size
+}
 
 // mustEncode returns the frame of a constant event, encoded at package
 // initialisation.

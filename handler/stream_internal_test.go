@@ -43,7 +43,7 @@ func BenchmarkFast(b *testing.B) {
 	b.ReportAllocs()
 	seq := int64(0)
 	for b.Loop() {
-		s.buf = appendFast(s.buf[:0], seq%100, now)
+		s.buf = appendFast(s.buf[:0], seq%100, now, 0)
 		if err := s.send(); err != nil {
 			b.Fatal(err)
 		}
