@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/tickstream/tickstream/handler"
+	"github.com/tickstream/tickstream/internal/proxytest"
 	"github.com/tickstream/tickstream/internal/wiretest"
 )
 
@@ -202,5 +203,61 @@ func TestPageUnderPrefixInBrowser(t *testing.T) {
 	waitFor(ctx, t, "the burst's done", `document.getElementById("burst-state").textContent === "done"`)
 	if p := problems(); len(p) > 0 {
 		t.Errorf("the page raised errors:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// TestPageVerdictThroughProxies runs the page's burst in Chromium through
+// nginx with its default configuration, which holds /stream/fast in 4 KiB
+// blocks, and through nginx with docs/nginx-sse.conf, which does not: the
+// page shows the browser's own verdict of its path, with the largest hold.
+func TestPageVerdictThroughProxies(t *testing.T) {
+	r := startRunner(t, nil)
+	upstream := strings.TrimPrefix(r.url, "http://")
+	recipe, err := os.ReadFile("../docs/nginx-sse.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, conf, verdict string
+		advice              bool
+	}{
+		{"nginx, default", `location / { proxy_pass http://tickstream; }`, "buffered", true},
+		{"nginx, docs/nginx-sse.conf", string(recipe), "live", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, problems := newBrowser(t)
+			url := proxytest.Nginx(t, upstream, tt.conf)
+			if err := chromedp.Do(ctx, chromedp.Navigate(url+"/")); err != nil {
+				t.Fatal(err)
+			}
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#burst"))); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(ctx, t, "the burst's done", `document.getElementById("burst-state").textContent === "done"`)
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[struct {
+				Verdict string
+				Hold    string
+				Advice  bool
+			}](`({Verdict: document.getElementById("burst-verdict").dataset.verdict,
+			      Hold: document.getElementById("burst-hold").textContent,
+			      Advice: !document.getElementById("burst-advice").hidden})`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hold, events int
+			if _, err := fmt.Sscanf(got.Hold, "largest hold %d ms over %d events", &hold, &events); err != nil || events != 100 {
+				t.Fatalf("hold %q: want `largest hold N ms over 100 events`", got.Hold)
+			}
+			if got.Verdict != tt.verdict || got.Advice != tt.advice {
+				t.Errorf("verdict %q (advice shown: %v) with %s, want %q (%v)", got.Verdict, got.Advice, got.Hold, tt.verdict, tt.advice)
+			}
+			// nginx releases the first 4 KiB (about 79 events) at about 3.9 s.
+			if tt.verdict == "buffered" && (hold < 3000 || hold > 4500) {
+				t.Errorf("largest hold %d ms through default nginx, want about 3900", hold)
+			}
+			if p := problems(); len(p) > 0 {
+				t.Errorf("the page raised errors:\n%s", strings.Join(p, "\n"))
+			}
+		})
 	}
 }

@@ -59,13 +59,40 @@ function watchTicks() {
   });
 }
 
-// runBurst reads one /stream/fast burst and closes its EventSource on "done",
-// so the browser does not reconnect and start another burst.
+// pathVerdict judges how the burst's events reached the browser, as
+// `go run ./check` does (check/timing.go, whose thresholds these are). An
+// event's delay is its arrival minus its send time (the "ts" the server
+// stamped), both counted from the first event, so the two clocks need not
+// agree; the largest delay beyond the smallest is the longest the path held
+// an event.
+function pathVerdict(arrivals) {
+  const [sent0, at0] = arrivals[0];
+  const delays = arrivals.map(([sent, at]) => (at - at0) - (sent - sent0));
+  const hold = Math.max(...delays) - Math.min(...delays);
+  const verdict = hold < 100 ? "live" : hold < 1000 ? "batched" : "buffered";
+  return { verdict, hold: Math.round(hold) };
+}
+
+function showVerdict(arrivals) {
+  if (arrivals.length === 0) {
+    return;
+  }
+  const { verdict, hold } = pathVerdict(arrivals);
+  const out = $("burst-verdict");
+  out.dataset.verdict = verdict;
+  out.value = verdict;
+  $("burst-hold").textContent = `largest hold ${hold} ms over ${arrivals.length} events`;
+  $("burst-advice").hidden = verdict === "live";
+}
+
+// runBurst reads one /stream/fast burst, timing each event's arrival, and
+// closes its EventSource on "done", so the browser does not reconnect and
+// start another burst.
 function runBurst() {
   const button = $("burst");
   const progress = $("burst-progress");
   const state = $("burst-state");
-  let count = 0;
+  const arrivals = []; // [sent, arrived] in milliseconds
   button.disabled = true;
   progress.value = `0 / ${burstTotal}`;
   state.textContent = "running";
@@ -74,10 +101,12 @@ function runBurst() {
     source.close();
     state.textContent = text;
     button.disabled = false;
+    showVerdict(arrivals);
   };
-  source.onmessage = () => {
-    count++;
-    progress.value = `${count} / ${burstTotal}`;
+  source.onmessage = (event) => {
+    const arrived = performance.now();
+    arrivals.push([Date.parse(JSON.parse(event.data).ts), arrived]);
+    progress.value = `${arrivals.length} / ${burstTotal}`;
   };
   source.addEventListener("done", () => finish("done"));
   source.onerror = () => finish("failed");
