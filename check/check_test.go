@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -176,5 +177,20 @@ func TestCheckUnderPrefix(t *testing.T) {
 	rep, code := checkJSON(t, srv.URL+"/sse/")
 	if diff := cmp.Diff(Report{URL: srv.URL + "/sse", OK: true, Checks: findings("live", "live")}, rep, verdicts); diff != "" || code != 0 {
 		t.Errorf("exit %d; report (-want +got):\n%s", code, diff)
+	}
+}
+
+// TestIdleKept: a silent stream the path does not cut is read until the
+// limit (the request's context ends it) and judged kept.
+func TestIdleKept(t *testing.T) {
+	up := upstream(t)
+	c := &checker{base: up, client: newClient(), idle: 300 * time.Millisecond}
+	r, err := c.silent(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Finding{Name: "idle", Verdict: "kept", OK: true, Detail: "a stream silent for 300ms was not cut"}
+	if diff := cmp.Diff(want, idleFinding(r, c.idle)); diff != "" {
+		t.Errorf("finding (-want +got):\n%s", diff)
 	}
 }
