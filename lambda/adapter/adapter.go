@@ -1,46 +1,69 @@
-// Package adapter serves an http.Handler on AWS Lambda with response
-// streaming, behind a function URL (InvokeMode RESPONSE_STREAM) or an API
-// Gateway REST API whose integration streams (response transfer mode
-// STREAM).
+// Package adapter serves an http.Handler on AWS Lambda, behind every HTTP
+// event source: a function URL, an API Gateway REST API, an API Gateway
+// HTTP API (payload format 2.0 or 1.0) and an Application Load Balancer.
 //
 // Use it as the function's handler:
 //
 //	lambda.Start(adapter.New(h).Invoke)
 //
-// It does what aws-lambda-go's lambdaurl.Wrap does (an event in, a piped
-// response out), and also:
+// It tells the sources apart by their events, and answers each the way it
+// expects, in the same function:
 //
-//   - tells a function URL event from an API Gateway REST event by its shape
-//     and answers each with its streaming response type, converting REST
-//     events with aws-lambda-go-api-proxy's core.RequestAccessor;
-//   - gives the handler a ResponseWriter that implements Flush and
-//     FlushError, so http.NewResponseController(w).Flush works. Writes go
-//     through an unbuffered pipe to the Runtime API as they are made;
-//   - ends the handler's request context a margin before the invocation's
-//     deadline, so an endless stream ends cleanly, on its own terms, and the
-//     response completes, instead of being cut when Lambda times out;
-//   - recovers a panic in the handler and reports it as a function error:
-//     the invocation's error before the response began, or the Runtime API's
-//     error trailers after;
-//   - does not double cookies, which function URL events carry twice.
+//   - a function URL (InvokeMode RESPONSE_STREAM) and a REST API (an
+//     integration whose response transfer mode is STREAM) get a streamed
+//     response: every write reaches the Runtime API as it is made, through
+//     an unbuffered pipe, and Flush (http.NewResponseController(w).Flush)
+//     has nothing left to push;
+//   - an HTTP API and an ALB cannot relay a stream: they get the whole
+//     response once the handler returns, up to their limit (6 MB for an
+//     HTTP API, as for any synchronous invocation; 1 MB for an ALB). A
+//     response that outgrows it is replaced by a 502 with a short JSON
+//     error, and logged, never cut and passed off as whole. An HTTP API
+//     waits for its integration 30 s at most, so its invocations count as
+//     ending then if the function's timeout is later.
+//
+// Events that are not HTTP requests (SQS, S3, authorizers, ...) fail with
+// an UnsupportedEventError. Events that are HTTP requests but that net/http
+// would refuse (an invalid path escape, an invalid base64 body) get 400.
+//
+// The request is what net/http would make of the same HTTP request: the
+// path as the client sent it, with a named HTTP API stage and the adapter's
+// base path (WithBasePath) removed as whole segments; Host in r.Host;
+// query parameters, headers and cookies once each. EventFromContext gives
+// the handler the event itself.
+//
+// The response writer behaves as net/http's does where Lambda allows (see
+// responseWriter): no body for HEAD, 204 or 304; a sniffed Content-Type; a
+// panic on an invalid status code. Lambda cannot send trailers or
+// informational (1xx) responses: they are dropped.
+//
+// The handler's request context is done a margin (WithDeadlineMargin)
+// before the invocation's deadline, so an endless stream can end cleanly on
+// its own terms and the client reconnect. A handler that ignores it has its
+// response ended by the adapter half the margin before the deadline: the
+// client sees the response end after the last complete write, the
+// handler's later writes fail, and the adapter logs it. The next invocation
+// is not affected.
+//
+// A panic in the handler is logged once, with its stack and the request
+// id, and reported as a function error: the invocation's error before a
+// streamed response began, or the Runtime API's error trailers after.
 package adapter
 
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-	"github.com/awslabs/aws-lambda-go-api-proxy/core"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 // DefaultDeadlineMargin is how long before the invocation's deadline the
@@ -49,11 +72,15 @@ import (
 // runtime time to send it.
 const DefaultDeadlineMargin = 2 * time.Second
 
+// httpAPITimeout is the longest an HTTP API waits for its integration.
+const httpAPITimeout = 30 * time.Second
+
 // An Adapter serves one http.Handler on Lambda. Create one with New.
 type Adapter struct {
 	handler  http.Handler
 	margin   time.Duration
 	basePath string
+	logger   *slog.Logger
 }
 
 // An Option configures an Adapter.
@@ -65,263 +92,207 @@ func WithDeadlineMargin(d time.Duration) Option {
 	return func(a *Adapter) { a.margin = max(d, 0) }
 }
 
-// WithBasePath strips a base path from the paths of API Gateway REST events,
-// for an API mapped under a path of a custom domain.
+// WithBasePath removes a base path from the start of every request's path,
+// as whole segments: with "/api", "/api/events" is served as "/events" and
+// "/api" as "/", while "/apiary" is left as it is. Use it for an API mapped
+// under a path of a custom domain, or a CloudFront behaviour that forwards
+// a path prefix.
 func WithBasePath(p string) Option {
-	return func(a *Adapter) { a.basePath = p }
+	return func(a *Adapter) {
+		p = strings.Trim(p, "/")
+		if p != "" {
+			p = "/" + p
+		}
+		a.basePath = p
+	}
+}
+
+// WithLogger sets where the adapter logs panics, handlers that outlive
+// their deadline and responses too large for their source (default
+// slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(a *Adapter) { a.logger = l }
 }
 
 // New returns an Adapter that serves h.
 func New(h http.Handler, opts ...Option) *Adapter {
-	a := &Adapter{handler: h, margin: DefaultDeadlineMargin}
+	a := &Adapter{handler: h, margin: DefaultDeadlineMargin, logger: slog.Default()}
 	for _, opt := range opts {
 		opt(a)
 	}
 	return a
 }
 
-// ErrUnsupportedEvent is returned, wrapped, for an event that is neither a
-// function URL event nor an API Gateway REST proxy event.
-var ErrUnsupportedEvent = errors.New("adapter: unsupported event")
-
-// eventShape holds the fields that tell the event kinds apart.
-type eventShape struct {
-	RawPath        string `json:"rawPath"`
-	HTTPMethod     string `json:"httpMethod"`
-	RequestContext struct {
-		HTTP  *struct{} `json:"http"`
-		Stage string    `json:"stage"`
-		ELB   *struct{} `json:"elb"`
-	} `json:"requestContext"`
-}
-
-// Invoke handles one invocation: it converts event to an *http.Request,
-// serves it with the handler in a goroutine, and returns, as soon as the
-// handler has written or flushed for the first time (or returned), a
-// streaming response whose body is what the handler writes. Its signature
-// suits lambda.Start.
-//
-// A function URL event gets an *events.LambdaFunctionURLStreamingResponse,
-// an API Gateway REST event an *events.APIGatewayProxyStreamingResponse. Any
-// other event gets an error wrapping ErrUnsupportedEvent.
-func (a *Adapter) Invoke(ctx context.Context, event json.RawMessage) (io.Reader, error) {
-	var shape eventShape
-	if err := json.Unmarshal(event, &shape); err != nil {
-		return nil, fmt.Errorf("%w: not a JSON object: %v", ErrUnsupportedEvent, err)
-	}
-	switch {
-	case shape.RequestContext.HTTP != nil && shape.RawPath != "":
-		var e events.LambdaFunctionURLRequest
-		if err := json.Unmarshal(event, &e); err != nil {
-			return nil, fmt.Errorf("adapter: decoding function URL event: %w", err)
-		}
-		req, err := functionURLRequest(ctx, &e)
-		if err != nil {
-			return nil, err
-		}
-		return a.serve(req, functionURLResponse)
-	case shape.HTTPMethod != "" && shape.RequestContext.Stage != "" && shape.RequestContext.ELB == nil:
-		var e events.APIGatewayProxyRequest
-		if err := json.Unmarshal(event, &e); err != nil {
-			return nil, fmt.Errorf("adapter: decoding API Gateway REST event: %w", err)
-		}
-		req, err := a.restRequest(ctx, &e)
-		if err != nil {
-			return nil, err
-		}
-		return a.serve(req, restResponse)
-	case shape.RequestContext.ELB != nil:
-		return nil, fmt.Errorf("%w: an ALB event (ALB does not stream responses; use a function URL)", ErrUnsupportedEvent)
-	}
-	return nil, fmt.Errorf("%w: want a function URL or API Gateway REST proxy event", ErrUnsupportedEvent)
-}
-
-// functionURLRequest converts a function URL event. Function URL events
-// carry cookies both in a cookie header and in their cookies list; the
-// request gets them once.
-func functionURLRequest(ctx context.Context, e *events.LambdaFunctionURLRequest) (*http.Request, error) {
-	body, err := eventBody(e.Body, e.IsBase64Encoded)
+// Invoke handles one invocation: it converts the event to an
+// *http.Request, serves it with the handler in a goroutine, and returns the
+// response in the form the event's source expects. A streamed response is
+// returned as soon as the handler has written or flushed for the first
+// time (or returned), and its body is what the handler writes; a buffered
+// one once the handler has returned. Its signature suits lambda.Start.
+func (a *Adapter) Invoke(ctx context.Context, payload json.RawMessage) (io.Reader, error) {
+	e, err := parseEvent(payload)
 	if err != nil {
 		return nil, err
 	}
-	target := e.RawPath
-	if e.RawQueryString != "" {
-		target += "?" + e.RawQueryString
-	}
-	req, err := http.NewRequestWithContext(ctx, e.RequestContext.HTTP.Method, "https://"+e.RequestContext.DomainName+target, bytes.NewReader(body))
+	ctx = context.WithValue(ctx, eventKey{}, e)
+	h := a.handler
+	req, err := a.request(ctx, e)
 	if err != nil {
-		return nil, fmt.Errorf("adapter: function URL event: %w", err)
+		var bad *badRequest
+		if !errors.As(err, &bad) {
+			return nil, err
+		}
+		p, body := jsonError(http.StatusBadRequest, "bad request: "+bad.reason)
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for k, v := range p.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(p.status)
+			io.WriteString(w, body)
+		})
+		req = (&http.Request{Method: http.MethodGet, Header: http.Header{}, Body: http.NoBody}).WithContext(ctx)
 	}
-	for k, v := range e.Headers {
-		switch {
-		case strings.EqualFold(k, "Host"):
-			req.Host = v // as net/http does, the Host header moves to req.Host
-		case strings.EqualFold(k, "Cookie") && len(e.Cookies) > 0:
-			// the cookies list below holds the same cookies
-		default:
-			req.Header.Add(k, v)
+	return a.serve(ctx, e, req, h)
+}
+
+// errDeadlineMargin is the cause of a handler's context ending at the
+// deadline margin; errOutlived ends the response of a handler that ignored
+// it.
+var (
+	errDeadlineMargin = errors.New("adapter: the invocation's deadline margin was reached")
+	errOutlived       = errors.New("adapter: the handler did not return by the invocation's deadline margin; its response was ended")
+)
+
+// A PanicError reports a handler's panic as the invocation's error (type
+// PanicError in Lambda's report).
+type PanicError struct {
+	Value any // what the handler panicked with
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("adapter: handler panicked: %v", e.Value) }
+
+// serve runs h for req and returns e's source's response. The handler's
+// context derives from ctx, the invocation's.
+func (a *Adapter) serve(ctx context.Context, e *Event, req *http.Request, h http.Handler) (io.Reader, error) {
+	deadline, hasDeadline := ctx.Deadline()
+	if e.Source == HTTPAPI {
+		if limit := time.Now().Add(httpAPITimeout); !hasDeadline || limit.Before(deadline) {
+			deadline, hasDeadline = limit, true
 		}
 	}
-	if len(e.Cookies) > 0 {
-		req.Header.Set("Cookie", strings.Join(e.Cookies, "; "))
+	hctx, cancel := context.WithCancelCause(ctx)
+	release := func() {}
+	if hasDeadline {
+		var stop context.CancelFunc
+		hctx, stop = context.WithDeadlineCause(hctx, deadline.Add(-a.margin), errDeadlineMargin)
+		release = func() { stop() }
 	}
-	req.RequestURI = target
-	req.RemoteAddr = remoteAddr(e.RequestContext.HTTP.SourceIP)
-	return req, nil
-}
 
-// restRequest converts an API Gateway REST proxy event with
-// aws-lambda-go-api-proxy, which resolves the path without the stage (and,
-// with WithBasePath, without a custom domain's base path) and keeps
-// multi-value headers and query parameters.
-func (a *Adapter) restRequest(ctx context.Context, e *events.APIGatewayProxyRequest) (*http.Request, error) {
-	var accessor core.RequestAccessor
-	if a.basePath != "" {
-		accessor.StripBasePath(a.basePath)
-	}
-	req, err := accessor.EventToRequestWithContext(ctx, *e)
-	if err != nil {
-		return nil, fmt.Errorf("adapter: API Gateway REST event: %w", err)
-	}
-	req.RemoteAddr = remoteAddr(e.RequestContext.Identity.SourceIP)
-	return req, nil
-}
-
-func eventBody(body string, isBase64 bool) ([]byte, error) {
-	if !isBase64 {
-		return []byte(body), nil
-	}
-	b, err := base64.StdEncoding.DecodeString(body)
-	if err != nil {
-		return nil, fmt.Errorf("adapter: decoding base64 body: %w", err)
-	}
-	return b, nil
-}
-
-// remoteAddr gives the client's IP address the form net/http gives
-// RemoteAddr, host:port; Lambda does not say the port.
-func remoteAddr(ip string) string {
-	if ip == "" {
-		return ""
-	}
-	return net.JoinHostPort(ip, "0")
-}
-
-// A prelude is what the response says before its body.
-type prelude struct {
-	status int
-	header http.Header
-}
-
-// serve runs the handler and returns the response made by respond once the
-// prelude is known. The request's context derives from the invocation's.
-func (a *Adapter) serve(req *http.Request, respond func(prelude, io.Reader) io.Reader) (io.Reader, error) {
-	ctx := req.Context()
-	hctx, cancel := context.WithCancel(ctx)
-	if deadline, ok := ctx.Deadline(); ok {
-		hctx, cancel = context.WithDeadline(ctx, deadline.Add(-a.margin))
-	}
-	pr, pw := io.Pipe()
-	w := &responseWriter{header: http.Header{}, pipe: pw, started: make(chan prelude, 1)}
+	started := make(chan prelude, 1)
 	failed := make(chan error, 1)
+	var (
+		s   sink
+		pr  *io.PipeReader
+		buf *bufferSink
+	)
+	if e.Source.streams() {
+		var pw *io.PipeWriter
+		pr, pw = io.Pipe()
+		s = pipeSink{pw}
+	} else {
+		buf = &bufferSink{limit: bufferLimit(e.Source)}
+		s = buf
+	}
+	w := newResponseWriter(req.Method, s, started)
+	requestID := ""
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		requestID = lc.AwsRequestID
+	}
+
+	if hasDeadline {
+		cut := time.AfterFunc(time.Until(deadline.Add(-a.margin/2)), func() {
+			p, msg := jsonError(http.StatusGatewayTimeout, "the handler did not answer before the invocation's deadline")
+			w.abort(errOutlived, p, msg, func() {
+				a.logger.Warn("the handler ignored its context and was still running at the deadline margin: its response was ended",
+					"request_id", requestID, "method", req.Method, "path", req.URL.Path, "margin", a.margin)
+			})
+		})
+		releaseContext := release
+		release = func() { cut.Stop(); releaseContext() }
+	}
 	go func() {
-		defer cancel()
+		<-w.done
+		cancel(w.result())
+		release()
+	}()
+
+	go func() {
 		defer func() {
-			if p := recover(); p != nil {
-				err := fmt.Errorf("adapter: handler panicked: %v", p)
-				// If the response has not begun, the invocation fails;
-				// if it has, the runtime sends error trailers.
-				w.once.Do(func() { failed <- err })
-				pw.CloseWithError(err)
+			p := recover()
+			if p == nil {
+				w.finish()
 				return
 			}
-			w.begin(http.StatusOK) // a handler that wrote nothing still answers
-			pw.Close()
+			err := &PanicError{Value: p}
+			if p != http.ErrAbortHandler { // net/http's way to abort quietly
+				a.logger.Error("handler panicked", "request_id", requestID, "method", req.Method, "path", req.URL.Path,
+					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+			w.fail(err, failed, e.Source.streams())
 		}()
-		a.handler.ServeHTTP(w, req.WithContext(hctx))
+		h.ServeHTTP(w, req.WithContext(hctx))
 	}()
+
+	if e.Source.streams() {
+		select {
+		case err := <-failed:
+			return nil, err
+		case p := <-started:
+			head, err := streamedPrelude(e.Source, p)
+			if err != nil {
+				a.logger.Error("response not sent", "request_id", requestID, "source", e.Source.String(), "err", err)
+				pr.CloseWithError(err) // the handler's writes fail
+				pe, msg := jsonError(http.StatusBadGateway, err.Error())
+				head, _ = streamedPrelude(e.Source, pe)
+				return &streamedResponse{prelude: io.MultiReader(bytes.NewReader(head), strings.NewReader(msg)), body: emptyPipe()}, nil
+			}
+			return &streamedResponse{prelude: bytes.NewReader(head), body: pr}, nil
+		}
+	}
+
+	<-w.done
 	select {
-	case p := <-w.started:
-		return respond(p, pr), nil
 	case err := <-failed:
 		return nil, err
+	default:
 	}
-}
-
-// functionURLResponse makes a function URL's streaming response. Its headers
-// are single-valued: repeated headers are joined with ", ", and Set-Cookie
-// headers become the response's cookies.
-func functionURLResponse(p prelude, body io.Reader) io.Reader {
-	resp := &events.LambdaFunctionURLStreamingResponse{StatusCode: p.status, Body: body}
-	for k, v := range p.header {
-		if k == "Set-Cookie" {
-			resp.Cookies = v
-			continue
+	p := <-started
+	var out []byte
+	err := w.result()
+	if errors.Is(err, errTooLarge) {
+		err = fmt.Errorf("%w: the handler wrote more than the %d bytes %s takes from Lambda", errTooLarge, bufferLimit(e.Source), e.Source.article())
+	} else {
+		out, err = bufferedResponse(e, p, buf.buf.Bytes())
+	}
+	if err != nil {
+		a.logger.Error("response not sent", "request_id", requestID, "source", e.Source.String(), "err", err)
+		pe, msg := jsonError(http.StatusBadGateway, err.Error())
+		if out, err = bufferedResponse(e, pe, []byte(msg)); err != nil {
+			return nil, err
 		}
-		if resp.Headers == nil {
-			resp.Headers = make(map[string]string, len(p.header))
-		}
-		resp.Headers[k] = strings.Join(v, ", ")
 	}
-	return resp
+	return jsonResponse{bytes.NewReader(out)}, nil
 }
 
-// restResponse makes an API Gateway REST streaming response, which has no
-// default status and keeps multi-value headers.
-func restResponse(p prelude, body io.Reader) io.Reader {
-	resp := &events.APIGatewayProxyStreamingResponse{StatusCode: p.status, Body: body}
-	if len(p.header) > 0 {
-		resp.MultiValueHeaders = p.header
-	}
-	return resp
-}
+// jsonResponse is a buffered response: a JSON document.
+type jsonResponse struct{ *bytes.Reader }
 
-// responseWriter is the handler's http.ResponseWriter. The status and
-// headers are frozen into the prelude at the first Write or Flush (or when
-// the handler returns); the body goes into an unbuffered pipe that the
-// runtime reads as it streams the response, so every write reaches the
-// Runtime API as it is made, and Flush has nothing left to push.
-type responseWriter struct {
-	header  http.Header
-	pipe    *io.PipeWriter
-	status  int
-	once    sync.Once // begins the response
-	started chan prelude
-}
+// ContentType tells the runtime the response is JSON.
+func (jsonResponse) ContentType() string { return "application/json" }
 
-func (w *responseWriter) Header() http.Header { return w.header }
-
-// WriteHeader records the status the response will begin with. Like
-// net/http's, it ignores informational (1xx) statuses and calls after the
-// response has begun.
-func (w *responseWriter) WriteHeader(code int) {
-	if code >= 200 && w.status == 0 {
-		w.status = code
-	}
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	w.begin(http.StatusOK)
-	return w.pipe.Write(p)
-}
-
-// Flush begins the response if it has not begun. Written bytes are already
-// on their way.
-func (w *responseWriter) Flush() { w.begin(http.StatusOK) }
-
-// FlushError is Flush for http.ResponseController.
-func (w *responseWriter) FlushError() error {
-	w.Flush()
-	return nil
-}
-
-// begin freezes the prelude, once, with the status set by WriteHeader or
-// else status.
-func (w *responseWriter) begin(status int) {
-	w.once.Do(func() {
-		if w.status != 0 {
-			status = w.status
-		}
-		w.started <- prelude{status: status, header: w.header.Clone()}
-	})
+// emptyPipe returns a pipe reader at its end.
+func emptyPipe() *io.PipeReader {
+	r, w := io.Pipe()
+	w.Close()
+	return r
 }

@@ -3,10 +3,12 @@ package adapter_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -76,23 +78,94 @@ func restEvent(method, target string, header http.Header) json.RawMessage {
 	return b
 }
 
-// splitResponse reads a streaming response as the Runtime API receives it:
-// a JSON prelude, eight NUL bytes, and the body.
+// httpAPIEvent returns an API Gateway HTTP API (payload format 2.0) event
+// for a request to the $default stage.
+func httpAPIEvent(method, target string, header http.Header) json.RawMessage {
+	path, query, _ := strings.Cut(target, "?")
+	e := events.APIGatewayV2HTTPRequest{
+		Version:        "2.0",
+		RouteKey:       "$default",
+		RawPath:        path,
+		RawQueryString: query,
+		Headers:        map[string]string{"host": "aaaaaaaaaa.execute-api.eu-west-1.amazonaws.com"},
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			DomainName: "aaaaaaaaaa.execute-api.eu-west-1.amazonaws.com",
+			Stage:      "$default",
+			HTTP:       events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path, Protocol: "HTTP/1.1", SourceIP: "192.0.2.4"},
+		},
+	}
+	for k, v := range header {
+		e.Headers[strings.ToLower(k)] = strings.Join(v, ",")
+	}
+	b, _ := json.Marshal(e)
+	return b
+}
+
+// albEvent returns an ALB event for a target group with multi-value headers
+// turned on.
+func albEvent(method, target string, header http.Header) json.RawMessage {
+	path, query, _ := strings.Cut(target, "?")
+	e := events.ALBTargetGroupRequest{
+		HTTPMethod:        method,
+		Path:              path,
+		MultiValueHeaders: map[string][]string{"host": {"tickstream-123.eu-west-1.elb.amazonaws.com"}},
+		RequestContext:    events.ALBTargetGroupRequestContext{ELB: events.ELBContext{TargetGroupArn: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/tickstream/0123456789abcdef"}},
+	}
+	for k, v := range header {
+		e.MultiValueHeaders[strings.ToLower(k)] = v
+	}
+	if query != "" {
+		e.MultiValueQueryStringParameters = map[string][]string{}
+		for _, kv := range strings.Split(query, "&") {
+			k, v, _ := strings.Cut(kv, "=")
+			e.MultiValueQueryStringParameters[k] = append(e.MultiValueQueryStringParameters[k], v)
+		}
+	}
+	b, _ := json.Marshal(e)
+	return b
+}
+
+// eventKinds are the event builders, one per source (ALB with multi-value
+// headers), and whether the adapter streams their responses.
+var eventKinds = []struct {
+	name     string
+	event    func(method, target string, header http.Header) json.RawMessage
+	streamed bool
+}{
+	{"function URL", functionURLEvent, true},
+	{"REST", restEvent, true},
+	{"HTTP API", httpAPIEvent, false},
+	{"ALB", albEvent, false},
+}
+
+// splitResponse reads a response as the Runtime API receives it: for a
+// streamed one, a JSON prelude, eight NUL bytes and the body; for a
+// buffered one, a JSON document with the body inside.
 func splitResponse(t *testing.T, r io.Reader) (status int, header http.Header, body []byte, err error) {
 	t.Helper()
 	all, err := io.ReadAll(r)
-	head, body, found := bytes.Cut(all, make([]byte, 8))
-	if !found {
-		t.Fatalf("no prelude delimiter in %q", all)
-	}
+	head, body, streamed := bytes.Cut(all, make([]byte, 8))
 	var p struct {
 		StatusCode        int                 `json:"statusCode"`
 		Headers           map[string]string   `json:"headers"`
 		MultiValueHeaders map[string][]string `json:"multiValueHeaders"`
 		Cookies           []string            `json:"cookies"`
+		Body              *string             `json:"body"`
+		IsBase64Encoded   bool                `json:"isBase64Encoded"`
 	}
 	if jerr := json.Unmarshal(head, &p); jerr != nil {
-		t.Fatalf("prelude %q: %v", head, jerr)
+		t.Fatalf("response %q: %v", head, jerr)
+	}
+	if !streamed {
+		if p.Body == nil {
+			t.Fatalf("buffered response %s has no body", head)
+		}
+		body = []byte(*p.Body)
+		if p.IsBase64Encoded {
+			if body, err = base64.StdEncoding.DecodeString(*p.Body); err != nil {
+				t.Fatalf("body: %v", err)
+			}
+		}
 	}
 	header = http.Header{}
 	for k, v := range p.Headers {
@@ -109,16 +182,14 @@ func splitResponse(t *testing.T, r io.Reader) (status int, header http.Header, b
 	return p.StatusCode, header, body, err
 }
 
-// TestGolden serves every golden case through both event kinds. Endless
-// streams are ended by the deadline margin itself: the invocation's
-// deadline is set so the handler's context is done half a period after the
-// last frame the golden file holds.
+// TestGolden serves every golden case through every source: streamed
+// through a function URL and a REST API, buffered through an HTTP API and
+// an ALB, the same bytes. Endless streams are ended by the deadline margin
+// itself: the invocation's deadline is set so the handler's context is done
+// half a period after the last frame the golden file holds.
 func TestGolden(t *testing.T) {
 	const margin = 2 * time.Second
-	for _, kind := range []struct {
-		name  string
-		event func(method, target string, header http.Header) json.RawMessage
-	}{{"function URL", functionURLEvent}, {"REST", restEvent}} {
+	for _, kind := range eventKinds {
 		for _, gc := range wiretest.Cases {
 			t.Run(kind.name+"/"+gc.File, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
@@ -385,7 +456,8 @@ func TestEventsEndBeforeDeadline(t *testing.T) {
 // after.
 func TestPanic(t *testing.T) {
 	before := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
-	_, err := adapter.New(before).Invoke(context.Background(), functionURLEvent("GET", "/", nil))
+	quiet := adapter.WithLogger(slog.New(slog.DiscardHandler))
+	_, err := adapter.New(before, quiet).Invoke(context.Background(), functionURLEvent("GET", "/", nil))
 	if err == nil || err.Error() != "adapter: handler panicked: boom" {
 		t.Errorf("panic before the response: %v", err)
 	}
@@ -394,7 +466,7 @@ func TestPanic(t *testing.T) {
 		io.WriteString(w, "data: 1\n\n")
 		panic(http.ErrAbortHandler)
 	})
-	resp, err := adapter.New(after).Invoke(context.Background(), functionURLEvent("GET", "/", nil))
+	resp, err := adapter.New(after, quiet).Invoke(context.Background(), functionURLEvent("GET", "/", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,23 +476,31 @@ func TestPanic(t *testing.T) {
 	}
 }
 
+// TestUnsupportedEvents: events that are not HTTP requests fail with an
+// UnsupportedEventError that says what the event looks like.
 func TestUnsupportedEvents(t *testing.T) {
-	for name, event := range map[string]string{
-		"not JSON":           `hello`,
-		"empty object":       `{}`,
-		"array":              `[1,2]`,
-		"ALB":                `{"httpMethod":"GET","path":"/","requestContext":{"elb":{"targetGroupArn":"arn:x"}}}`,
-		"S3":                 `{"Records":[{"eventSource":"aws:s3"}]}`,
-		"REST without stage": `{"httpMethod":"GET","path":"/"}`,
+	const want = "; this function serves HTTP requests from a function URL, an API Gateway REST or HTTP API, or an Application Load Balancer"
+	for event, kind := range map[string]string{
+		`hello`: "not a JSON object",
+		`[1,2]`: "not a JSON object",
+		`{}`:    "an event from no HTTP source",
+		`{"Records":[{"eventSource":"aws:sqs"}]}`:                                                                      "an event from aws:sqs",
+		`{"Records":[{"EventSource":"aws:sns"}]}`:                                                                      "an event from aws:sns",
+		`{"records":[{"data":"eA=="}]}`:                                                                                "an event with records",
+		`{"httpMethod":"GET","path":"/"}`:                                                                              "an event from no HTTP source",
+		`{"type":"TOKEN","methodArn":"arn:x","authorizationToken":"t"}`:                                                "an API Gateway Lambda authorizer event",
+		`{"requestContext":{"eventType":"MESSAGE","connectionId":"c","stage":"prod"}}`:                                 "an API Gateway WebSocket event",
+		`{"detail-type":"Scheduled Event","source":"aws.events"}`:                                                      "an EventBridge event",
+		`{"version":"2.0","rawPath":"/","requestContext":{"http":"GET","domainName":"x.lambda-url.eu-west-1.on.aws"}}`: "a malformed function URL event: json: cannot unmarshal string into Go struct field LambdaFunctionURLRequestContext.requestContext.http of type events.LambdaFunctionURLRequestContextHTTPDescription",
 	} {
 		_, err := adapter.New(http.NotFoundHandler()).Invoke(context.Background(), json.RawMessage(event))
-		if !errors.Is(err, adapter.ErrUnsupportedEvent) {
-			t.Errorf("%s: error %v, want ErrUnsupportedEvent", name, err)
+		var unsupported *adapter.UnsupportedEventError
+		if !errors.As(err, &unsupported) || !errors.Is(err, adapter.ErrUnsupportedEvent) {
+			t.Errorf("%s: error %v, want an UnsupportedEventError", event, err)
+			continue
+		}
+		if got := err.Error(); got != "adapter: unsupported event: "+kind+want {
+			t.Errorf("%s: error %q, want it to say %q", event, got, kind)
 		}
 	}
-	_, err := adapter.New(http.NotFoundHandler()).Invoke(context.Background(), functionURLEvent("GET", "/", nil))
-	if err != nil {
-		t.Errorf("a function URL event: %v", err)
-	}
-
 }
