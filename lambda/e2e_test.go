@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/google/go-cmp/cmp"
 	"github.com/tickstream/tickstream/internal/wiretest"
 )
 
@@ -51,9 +52,10 @@ type piece struct {
 }
 
 type result struct {
-	endpoint string      // "response" or "error"
-	trailer  http.Header // the response's trailers
-	body     []byte      // an error report's body
+	endpoint    string      // "response" or "error"
+	contentType string      // the response's Content-Type
+	trailer     http.Header // the response's trailers
+	body        []byte      // an error report's body
 }
 
 func newRuntimeAPI(t *testing.T) *runtimeAPI {
@@ -85,7 +87,7 @@ func newRuntimeAPI(t *testing.T) *runtimeAPI {
 			}
 		}
 		close(inv.pieces)
-		inv.result <- result{endpoint: "response", trailer: r.Trailer}
+		inv.result <- result{endpoint: "response", contentType: r.Header.Get("Content-Type"), trailer: r.Trailer}
 		w.WriteHeader(http.StatusAccepted)
 	})
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", func(w http.ResponseWriter, r *http.Request) {
@@ -304,6 +306,57 @@ func TestResumeAndREST(t *testing.T) {
 	}
 }
 
+// TestEverySource: GET /health through one event of each HTTP source, and
+// what the function posts back for it, whole: a streamed response (a
+// prelude, eight NUL bytes, the body) for a function URL and a REST API, a
+// JSON document for an HTTP API and an ALB.
+func TestEverySource(t *testing.T) {
+	t.Parallel()
+	api := newRuntimeAPI(t)
+	startFunction(t, api, ".")
+	const streamed = "application/vnd.awslambda.http-integration-response"
+	const health = `{"status":"healthy"}`
+	marshal := func(v any) []byte { b, _ := json.Marshal(v); return b }
+	alb := events.ALBTargetGroupRequest{
+		HTTPMethod: "GET", Path: "/health",
+		RequestContext: events.ALBTargetGroupRequestContext{ELB: events.ELBContext{TargetGroupArn: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/tickstream/0123456789abcdef"}},
+	}
+	albMulti := alb
+	albMulti.MultiValueHeaders = map[string][]string{"host": {"tickstream-1.eu-west-1.elb.amazonaws.com"}}
+	alb.Headers = map[string]string{"host": "tickstream-1.eu-west-1.elb.amazonaws.com"}
+	for _, tt := range []struct {
+		name, contentType, want string
+		event                   []byte
+	}{
+		{"function URL", streamed,
+			`{"statusCode":200,"headers":{"Content-Length":"20","Content-Type":"application/json","X-Content-Type-Options":"nosniff"}}` + "\x00\x00\x00\x00\x00\x00\x00\x00" + health,
+			urlEvent("/health", nil)},
+		{"REST API", streamed,
+			`{"statusCode":200,"multiValueHeaders":{"Content-Length":["20"],"Content-Type":["application/json"],"X-Content-Type-Options":["nosniff"]}}` + "\x00\x00\x00\x00\x00\x00\x00\x00" + health,
+			marshal(events.APIGatewayProxyRequest{Path: "/health", HTTPMethod: "GET", RequestContext: events.APIGatewayProxyRequestContext{Stage: "prod", DomainName: "xyz.execute-api.eu-west-1.amazonaws.com"}})},
+		{"HTTP API", "application/json",
+			`{"statusCode":200,"headers":{"Content-Length":"20","Content-Type":"application/json","X-Content-Type-Options":"nosniff"},"body":"{\"status\":\"healthy\"}","isBase64Encoded":false}`,
+			marshal(events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: "$default", RawPath: "/health",
+				RequestContext: events.APIGatewayV2HTTPRequestContext{Stage: "$default", DomainName: "aaaaaaaaaa.execute-api.eu-west-1.amazonaws.com",
+					HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "GET", Path: "/health"}}})},
+		{"ALB", "application/json",
+			`{"statusCode":200,"statusDescription":"200 OK","headers":{"Content-Length":"20","Content-Type":"application/json","X-Content-Type-Options":"nosniff"},"body":"{\"status\":\"healthy\"}","isBase64Encoded":false}`,
+			marshal(alb)},
+		{"ALB with multi-value headers", "application/json",
+			`{"statusCode":200,"statusDescription":"200 OK","multiValueHeaders":{"Content-Length":["20"],"Content-Type":["application/json"],"X-Content-Type-Options":["nosniff"]},"body":"{\"status\":\"healthy\"}","isBase64Encoded":false}`,
+			marshal(albMulti)},
+	} {
+		head, body, _, res := api.invoke(tt.event, 30*time.Second).wait(t, 10*time.Second)
+		got := head
+		if len(body) > 0 || tt.contentType == streamed {
+			got += "\x00\x00\x00\x00\x00\x00\x00\x00" + string(body)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" || res.endpoint != "response" || res.contentType != tt.contentType {
+			t.Errorf("%s: posted to %q as %q, want %q; response (-want +got):\n%s", tt.name, res.endpoint, res.contentType, tt.contentType, diff)
+		}
+	}
+}
+
 // TestPanicReported: a handler that panics after its first event yields
 // the Runtime API's error trailers; one that panics before yields an
 // invocation error. The process keeps serving.
@@ -328,5 +381,28 @@ func TestPanicReported(t *testing.T) {
 	json.Unmarshal(res.body, &report)
 	if res.endpoint != "error" || report.ErrorMessage != "adapter: handler panicked: boom before the response" {
 		t.Errorf("ended by %q with %s, want an invocation error", res.endpoint, res.body)
+	}
+}
+
+// TestStubbornHandler: a handler that ignores its context and never
+// returns has its response ended by the adapter half the margin (2 s)
+// before the deadline, cleanly and with what it wrote; the function then
+// serves the next invocation.
+func TestStubbornHandler(t *testing.T) {
+	t.Parallel()
+	api := newRuntimeAPI(t)
+	startFunction(t, api, "./testdata/panicker")
+	inv := api.invoke(urlEvent("/stubborn", nil), 4*time.Second)
+	_, body, _, res := inv.wait(t, 10*time.Second)
+	left := time.Until(inv.deadline)
+	if string(body) != "data: 1\n\n" || res.endpoint != "response" || res.trailer.Get("Lambda-Runtime-Function-Error-Type") != "" {
+		t.Errorf("body %q, ended by %q with trailers %v; want the one event and a clean end", body, res.endpoint, res.trailer)
+	}
+	if left < 500*time.Millisecond || left > 1500*time.Millisecond {
+		t.Errorf("the response ended %v before the deadline, want about 1s", left)
+	}
+	_, body, _, res = api.invoke(urlEvent("/ok", nil), 30*time.Second).wait(t, 10*time.Second)
+	if string(body) != "ok" || res.endpoint != "response" {
+		t.Errorf("the next invocation: body %q, ended by %q", body, res.endpoint)
 	}
 }

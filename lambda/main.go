@@ -4,11 +4,16 @@
 //	GOOS=linux GOARCH=arm64 go build -tags lambda.norpc -o bootstrap ./lambda
 //
 // (make build-TickstreamFunction, which sam build runs, does exactly that).
-// It serves tickstream's routes through a function URL with InvokeMode
-// RESPONSE_STREAM or an API Gateway REST API with response streaming, telling
-// the two apart by their events. Each invocation serves one request; an
-// /events stream ends cleanly TICKSTREAM_DEADLINE_MARGIN (default 2s) before
-// the function's timeout, and the browser reconnects with Last-Event-ID.
+// It serves tickstream's routes to every HTTP event source, telling them
+// apart by their events: streamed through a function URL with InvokeMode
+// RESPONSE_STREAM or an API Gateway REST API whose integration streams,
+// buffered through an API Gateway HTTP API or an Application Load Balancer.
+// Each invocation serves one request; an /events stream ends cleanly
+// TICKSTREAM_DEADLINE_MARGIN (default 2s) before the function's timeout, and
+// the browser reconnects with Last-Event-ID. TICKSTREAM_BASE_PATH (default
+// none) is removed from the start of every path, as whole segments, for
+// routes served under a path prefix (a custom domain's API mapping, a
+// CloudFront behaviour).
 package main
 
 import (
@@ -43,5 +48,8 @@ func newAdapter(getenv func(string) string) (*adapter.Adapter, error) {
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	h := handler.New(handler.WithLogger(logger))
-	return adapter.New(h, adapter.WithDeadlineMargin(margin), adapter.WithBasePath(getenv("TICKSTREAM_BASE_PATH"))), nil
+	return adapter.New(h,
+		adapter.WithDeadlineMargin(margin),
+		adapter.WithBasePath(getenv("TICKSTREAM_BASE_PATH")),
+		adapter.WithLogger(logger)), nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -139,6 +140,10 @@ func TestTemplateFunction(t *testing.T) {
 				"AuthType":   map[string]any{"Ref": "AuthType"},
 				"InvokeMode": "RESPONSE_STREAM",
 			},
+			"Environment": map[string]any{"Variables": map[string]any{
+				"TICKSTREAM_DEADLINE_MARGIN": map[string]any{"Ref": "DeadlineMargin"},
+				"TICKSTREAM_BASE_PATH":       map[string]any{"Ref": "BasePath"},
+			}},
 		},
 	}
 	if diff := cmp.Diff(want, fn); diff != "" {
@@ -154,6 +159,9 @@ func TestTemplateParameters(t *testing.T) {
 		"MaxConcurrentStreams": {"Type": "Number", "Default": 5, "MinValue": -1},
 		"StreamSeconds":        {"Type": "Number", "Default": 900, "MinValue": 10, "MaxValue": 900},
 		"EnableRestApi":        {"Type": "String", "Default": "false", "AllowedValues": []any{"true", "false"}},
+		"EnableHttpApi":        {"Type": "String", "Default": "false", "AllowedValues": []any{"true", "false"}},
+		"DeadlineMargin":       {"Type": "String", "Default": "2s", "AllowedPattern": "^[0-9]+(ms|s)$"},
+		"BasePath":             {"Type": "String", "Default": "", "AllowedPattern": "^(/?[A-Za-z0-9._~-]+)*/?$"},
 	} {
 		got := params[name].(map[string]any)
 		if got["Description"] == nil {
@@ -168,6 +176,7 @@ func TestTemplateParameters(t *testing.T) {
 		"IsPublic":          map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "AuthType"}, "NONE"}},
 		"HasConcurrencyCap": map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "MaxConcurrentStreams"}, -1}}}},
 		"CreateRestApi":     map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "EnableRestApi"}, "true"}},
+		"CreateHttpApi":     map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "EnableHttpApi"}, "true"}},
 	}
 	if diff := cmp.Diff(wantConditions, at(t, tpl, "Conditions")); diff != "" {
 		t.Errorf("Conditions (-want +got):\n%s", diff)
@@ -241,6 +250,70 @@ func TestTemplateRestApi(t *testing.T) {
 	}
 	if got := at(t, tpl, "Resources", "RestApiStage", "Properties", "StageName"); got != "prod" {
 		t.Errorf("stage = %v, want prod", got)
+	}
+}
+
+// TestTemplateHttpApi checks the optional HTTP API: quick-created in front
+// of the function, off by default, with its invoke permission and output.
+func TestTemplateHttpApi(t *testing.T) {
+	tpl := loadTemplate(t)
+	want := map[string]any{
+		"HttpApi": map[string]any{
+			"Type":      "AWS::ApiGatewayV2::Api",
+			"Condition": "CreateHttpApi",
+			"Properties": map[string]any{
+				"Name":         map[string]any{"Fn::Sub": "${AWS::StackName}-tickstream-http"},
+				"ProtocolType": "HTTP",
+				"Target":       map[string]any{"Fn::GetAtt": []any{"TickstreamFunction", "Arn"}},
+			},
+		},
+		"HttpApiInvokePermission": map[string]any{
+			"Type":      "AWS::Lambda::Permission",
+			"Condition": "CreateHttpApi",
+			"Properties": map[string]any{
+				"FunctionName": map[string]any{"Ref": "TickstreamFunction"},
+				"Action":       "lambda:InvokeFunction",
+				"Principal":    "apigateway.amazonaws.com",
+				"SourceArn":    map[string]any{"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*"},
+			},
+		},
+	}
+	for name, w := range want {
+		if diff := cmp.Diff(w, at(t, tpl, "Resources", name)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", name, diff)
+		}
+	}
+	if diff := cmp.Diff(map[string]any{"Fn::GetAtt": []any{"HttpApi", "ApiEndpoint"}}, at(t, tpl, "Outputs", "HttpApiUrl", "Value")); diff != "" {
+		t.Errorf("HttpApiUrl output (-want +got):\n%s", diff)
+	}
+}
+
+// TestTemplateParameterPatterns: the margin and base path the template
+// accepts are exactly those the function accepts.
+func TestTemplateParameterPatterns(t *testing.T) {
+	tpl := loadTemplate(t)
+	for _, tt := range []struct {
+		param, env string
+		values     map[string]bool // value: accepted
+	}{
+		{"DeadlineMargin", "TICKSTREAM_DEADLINE_MARGIN", map[string]bool{"2s": true, "1500ms": true, "0s": true, "2": false, "1m": false, "-1s": false, "": false}},
+		{"BasePath", "TICKSTREAM_BASE_PATH", map[string]bool{"": true, "/sse": true, "sse/": true, "/a/b": true, "/a b": false, "/%2F": false}},
+	} {
+		pattern := regexp.MustCompile(at(t, tpl, "Parameters", tt.param, "AllowedPattern").(string))
+		def := at(t, tpl, "Parameters", tt.param, "Default").(string)
+		if !pattern.MatchString(def) {
+			t.Errorf("%s: the default %q does not match its own pattern", tt.param, def)
+		}
+		for v, ok := range tt.values {
+			if pattern.MatchString(v) != ok {
+				t.Errorf("%s: the template accepts %q: %v, want %v", tt.param, v, !ok, ok)
+			}
+			if ok && tt.param == "DeadlineMargin" {
+				if _, err := newAdapter(func(k string) string { return map[string]string{tt.env: v}[k] }); err != nil {
+					t.Errorf("%s=%q, which the template accepts: %v", tt.env, v, err)
+				}
+			}
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
-// Command panicker is a Lambda function whose handler panics, for the
-// end-to-end test of how the adapter reports panics: /before panics before
-// the response begins, any other path after its first event.
+// Command panicker is a Lambda function whose handler misbehaves, for the
+// end-to-end tests of how the adapter copes: /before panics before the
+// response begins; /stubborn writes one event and then never returns,
+// ignoring its context; /ok answers "ok"; any other path panics after its
+// first event.
 package main
 
 import (
@@ -13,8 +15,16 @@ import (
 
 func main() {
 	lambda.Start(adapter.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/before" {
+		switch r.URL.Path {
+		case "/before":
 			panic("boom before the response")
+		case "/ok":
+			io.WriteString(w, "ok")
+			return
+		case "/stubborn":
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: 1\n\n")
+			select {}
 		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: 1\n\n")
