@@ -59,6 +59,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -150,7 +151,7 @@ func (a *Adapter) Invoke(ctx context.Context, payload json.RawMessage) (io.Reade
 			w.WriteHeader(p.status)
 			io.WriteString(w, body)
 		})
-		req = (&http.Request{Method: http.MethodGet, Header: http.Header{}, Body: http.NoBody}).WithContext(ctx)
+		req = (&http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}, Header: http.Header{}, Body: http.NoBody}).WithContext(ctx)
 	}
 	return a.serve(ctx, e, req, h)
 }
@@ -222,7 +223,10 @@ func (a *Adapter) serve(ctx context.Context, e *Event, req *http.Request, h http
 	}
 	go func() {
 		<-w.done
-		cancel(w.result())
+		if err := w.result(); err != errHandlerReturned {
+			cancel(err) // the response was ended for the handler: say why
+		}
+		cancel(nil)
 		release()
 	}()
 

@@ -82,7 +82,7 @@ type responseWriter struct {
 	sink     sink
 	began    bool
 	ended    error // non-nil once the response has ended
-	noBody   bool  // HEAD, or a status that has no body
+	noBody   bool  // the status has no body (1xx, 204, 304)
 	declared int64 // the Content-Length the handler set, or -1
 	written  int64
 }
@@ -119,10 +119,10 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		return 0, w.ended
 	case len(p) == 0:
 		return 0, nil
-	case w.noBody && w.method == http.MethodHead:
-		return len(p), nil // as net/http does, a HEAD response eats its body
 	case w.noBody:
 		return 0, http.ErrBodyNotAllowed
+	case w.method == http.MethodHead:
+		return len(p), nil // as net/http does, a HEAD response eats its body
 	case w.declared >= 0 && w.written+int64(len(p)) > w.declared:
 		return 0, http.ErrContentLength
 	}
@@ -188,9 +188,6 @@ func (w *responseWriter) beginLocked(p []byte) {
 		if !haveType && h.Get("Content-Encoding") == "" && len(p) > 0 {
 			h.Set("Content-Type", http.DetectContentType(p))
 		}
-	}
-	if w.method == http.MethodHead {
-		w.noBody = true
 	}
 	if cl, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && cl >= 0 {
 		w.declared = cl
