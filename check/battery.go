@@ -53,7 +53,7 @@ const (
 	paddedTarget = "/stream/fast?size=1024&count=40"
 	accelTarget  = "/events?interval=50ms&count=40&heartbeat=0"
 	gzipTarget   = "/stream/fast?count=20"
-	resumeTarget = "/events?count=1"
+	resumeTarget = "/events?count=42" // with Last-Event-ID: 41, the one event with id 42
 	idleTarget   = "/events?interval=1h&heartbeat=0"
 )
 

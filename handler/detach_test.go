@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tickstream/tickstream/handler"
+	"github.com/tickstream/tickstream/internal/clock"
 	"github.com/tickstream/tickstream/internal/wiretest"
 )
 
@@ -30,9 +31,14 @@ func (h *hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // response read from the other end. ServeHTTP must return at once.
 func serveDetached(t *testing.T, h http.Handler, target string) (*http.Response, net.Conn) {
 	t.Helper()
+	return serveDetachedRequest(t, h, httptest.NewRequest("GET", target, nil))
+}
+
+// serveDetachedRequest is serveDetached for a request of the caller's.
+func serveDetachedRequest(t *testing.T, h http.Handler, req *http.Request) (*http.Response, net.Conn) {
+	t.Helper()
 	server, client := net.Pipe()
 	t.Cleanup(func() { client.Close() })
-	req := httptest.NewRequest("GET", target, nil)
 	returned := make(chan struct{})
 	go func() {
 		h.ServeHTTP(&hijackable{httptest.NewRecorder(), server}, req)
@@ -53,9 +59,10 @@ func serveDetached(t *testing.T, h http.Handler, target string) (*http.Response,
 // TestDetachedGolden: a detached stream's bytes, read back through an HTTP
 // client, are the golden file's.
 func TestDetachedGolden(t *testing.T) {
-	h := handler.New(handler.WithDetachedStreams(), handler.WithInterval(time.Millisecond),
-		handler.WithClock(wiretest.SteppingClock(time.Second)))
-	resp, _ := serveDetached(t, h, "/events?count=5")
+	h := handler.New(handler.WithDetachedStreams(), handler.WithInterval(time.Millisecond))
+	req := httptest.NewRequest("GET", "/events?count=5", nil)
+	req = req.WithContext(clock.NewContext(req.Context(), wiretest.SteppingClock(time.Second)))
+	resp, _ := serveDetachedRequest(t, h, req)
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("body: %v", err)

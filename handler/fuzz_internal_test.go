@@ -15,13 +15,13 @@ func FuzzParams(f *testing.F) {
 	h := New()
 	f.Fuzz(func(t *testing.T, rawQuery string) {
 		if p, err := h.parseEventsParams(rawQuery); err == nil {
-			if p.interval < MinInterval || p.interval > MaxInterval || p.count < 0 || p.count > MaxEventsCount ||
-				p.size < 0 || p.size > MaxSize {
+			if p.interval < minInterval || p.interval > maxInterval || p.count < 0 || p.count > maxEventsCount ||
+				p.size < 0 || p.size > maxSize {
 				t.Fatalf("parseEventsParams(%q) = %+v: out of bounds", rawQuery, p)
 			}
 		}
 		if p, err := h.parseFastParams(rawQuery); err == nil {
-			if p.count < 1 || p.count > MaxFastCount || p.delay < 0 || p.delay > MaxFastDelay {
+			if p.count < 1 || p.count > maxFastCount || p.delay < 0 || p.delay > maxFastDelay {
 				t.Fatalf("parseFastParams(%q) = %+v: out of bounds", rawQuery, p)
 			}
 		}
@@ -36,14 +36,14 @@ func FuzzParseLastEventID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		n, ok := ParseLastEventID(s)
+		n, ok := parseLastEventID(s)
 		if !ok {
 			if n != 0 {
 				t.Fatalf("ParseLastEventID(%q) = %d, false; want 0 with false", s, n)
 			}
 			return
 		}
-		if n < 0 || n+1 > MaxEventID {
+		if n < 0 || n+1 > maxEventID {
 			t.Fatalf("ParseLastEventID(%q) = %d: out of range", s, n)
 		}
 		if m, err := strconv.ParseUint(s, 10, 64); err != nil || int64(m) != n {

@@ -3,6 +3,7 @@ package handler_test
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"testing"
 	"testing/synctest"
@@ -13,10 +14,12 @@ import (
 )
 
 // FuzzEventsRequest serves /events with any query and Last-Event-ID for a
-// few seconds of fake time: the answer is either a 400 with a JSON error or
-// a stream of ticks with consecutive ids whose data is valid JSON.
+// few seconds of fake time: the answer is a 400 with a JSON error, a 204
+// with no body for a Last-Event-ID at or past count, or a stream of ticks
+// with consecutive ids whose data is valid JSON.
 func FuzzEventsRequest(f *testing.F) {
 	f.Add("interval=250ms&count=3&size=100", "41")
+	f.Add("interval=250ms&count=50&size=100", "41")
 	f.Add("count=2", "9007199254740989")
 	f.Add("interval=0", "")
 	f.Add("size=abc", "x")
@@ -33,6 +36,13 @@ func FuzzEventsRequest(f *testing.F) {
 					t.Fatalf("400 body %q is not a JSON error", rec.Body)
 				}
 				return
+			case 204:
+				count, _ := strconv.ParseInt(query(rawQuery).Get("count"), 10, 64)
+				last, err := strconv.ParseInt(lastEventID, 10, 64)
+				if err != nil || count == 0 || last < count || rec.Body.Len() != 0 {
+					t.Fatalf("204 (body %q) for count %d and Last-Event-ID %q", rec.Body, count, lastEventID)
+				}
+				return
 			case 200:
 			default:
 				t.Fatalf("status %d", rec.Code)
@@ -44,7 +54,7 @@ func FuzzEventsRequest(f *testing.F) {
 			prev := int64(-1)
 			for _, ev := range events {
 				id, err := strconv.ParseInt(ev.ID, 10, 64)
-				if err != nil || (prev >= 0 && id != prev+1) || id < 1 || id > handler.MaxEventID {
+				if err != nil || (prev >= 0 && id != prev+1) || id < 1 || id > 1<<53-1 /* the largest id: the largest integer a JavaScript number holds */ {
 					t.Fatalf("id %q after %d", ev.ID, prev)
 				}
 				prev = id
@@ -55,4 +65,10 @@ func FuzzEventsRequest(f *testing.F) {
 			}
 		})
 	})
+}
+
+// query parses a raw query as the handler does, ignoring errors.
+func query(raw string) url.Values {
+	v, _ := url.ParseQuery(raw)
+	return v
 }

@@ -8,29 +8,38 @@
 // The handler opens no sockets and keeps no global state, so it can be
 // mounted in any server, under any prefix, and runs under WebAssembly.
 // Streams flush every event as it is written and end as soon as the request's
-// context is done; a server that cancels its requests' contexts (see
-// http.Server.BaseContext) ends every stream cleanly, on an event boundary.
+// context is done.
+//
+// To serve it as tickstream's own runner (go run ./local) does, with a
+// fifth of the memory per stream and a graceful shutdown that ends every
+// stream at once on an event boundary: create it with WithDetachedStreams,
+// call Handler.ConfigureServer on the http.Server, and at shutdown call
+// Handler.Shutdown along with the server's Shutdown. The server example
+// shows the whole of it.
 package handler
 
 import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
 
 // Defaults for the options.
 const (
-	DefaultInterval     = time.Second
-	DefaultFastCount    = 100
-	DefaultFastDelay    = 50 * time.Millisecond
-	DefaultRetry        = time.Second
-	DefaultMaxStreams   = 10_000
-	DefaultWriteTimeout = 10 * time.Second
-	DefaultHeartbeat    = 15 * time.Second
+	defaultInterval     = time.Second
+	defaultFastCount    = 100
+	defaultFastDelay    = 50 * time.Millisecond
+	defaultRetry        = time.Second
+	defaultMaxStreams   = 10_000
+	defaultWriteTimeout = 10 * time.Second
+	defaultHeartbeat    = 15 * time.Second
 )
 
 // Handler serves the routes. Create one with New; it is safe for concurrent
@@ -46,7 +55,6 @@ type Handler struct {
 	heartbeat    time.Duration
 	origins      map[string]bool  // nil: CORS is off
 	detached     *detachedStreams // nil: streams stay with net/http
-	now          func() time.Time
 	logger       *slog.Logger
 
 	streams atomic.Int64 // streams being served now
@@ -55,33 +63,33 @@ type Handler struct {
 // An Option configures a Handler.
 type Option func(*Handler)
 
-// WithInterval sets the time between two /events ticks (default
-// DefaultInterval). Values below one millisecond are raised to it.
+// WithInterval sets the time between two /events ticks (default 1s).
+// Values below one millisecond are raised to it.
 func WithInterval(d time.Duration) Option {
 	return func(h *Handler) { h.interval = max(d, time.Millisecond) }
 }
 
 // WithFastDelay sets the time between two /stream/fast events (default
-// DefaultFastDelay). Negative values are treated as zero.
+// 50ms). Negative values are treated as zero.
 func WithFastDelay(d time.Duration) Option {
 	return func(h *Handler) { h.fastDelay = max(d, 0) }
 }
 
 // WithRetry sets the reconnection delay that /events asks clients to wait
-// after its stream ends (default DefaultRetry). Zero sends no retry hint.
+// after its stream ends (default 1s). Zero sends no retry hint.
 func WithRetry(d time.Duration) Option {
 	return func(h *Handler) { h.retry = max(d, 0) }
 }
 
 // WithMaxStreams sets how many streams (/events and /stream/fast) the
-// handler serves at once (default DefaultMaxStreams). A stream request
+// handler serves at once (default 10,000). A stream request
 // beyond it gets 503 with Retry-After; /health and the page always answer.
 func WithMaxStreams(n int) Option {
 	return func(h *Handler) { h.maxStreams = max(n, 0) }
 }
 
 // WithWriteTimeout sets how long a stream may wait for its client to take a
-// write (default DefaultWriteTimeout). A client that stops reading fills the
+// write (default 10s). A client that stops reading fills the
 // connection's buffers, a write blocks, and between half and all of the
 // timeout later it fails and the stream ends, freeing its slot. Zero
 // disables the deadline. It needs a ResponseWriter that supports
@@ -91,7 +99,7 @@ func WithWriteTimeout(d time.Duration) Option {
 }
 
 // WithHeartbeat sets the longest a stream stays silent (default
-// DefaultHeartbeat): when no event is due sooner, it sends a ": keepalive"
+// 15s): when no event is due sooner, it sends a ": keepalive"
 // comment, which clients ignore and which keeps proxies with idle timeouts
 // (nginx and ALB 60 s, Cloudflare 100 s) from closing the connection. Zero
 // disables heartbeats.
@@ -138,13 +146,6 @@ func WithDetachedStreams() Option {
 	}
 }
 
-// WithClock sets the function that stamps events with the current time
-// (default time.Now). It is called once for each event written; the pauses
-// between events are always measured by the runtime's timers.
-func WithClock(now func() time.Time) Option {
-	return func(h *Handler) { h.now = now }
-}
-
 // WithLogger sets the logger for events worth an operator's attention
 // (default: slog.Default()). Nothing is logged per event, and no client
 // address is ever logged.
@@ -156,13 +157,12 @@ func WithLogger(l *slog.Logger) Option {
 func New(opts ...Option) *Handler {
 	h := &Handler{
 		mux:          http.NewServeMux(),
-		interval:     DefaultInterval,
-		fastDelay:    DefaultFastDelay,
-		retry:        DefaultRetry,
-		maxStreams:   DefaultMaxStreams,
-		writeTimeout: DefaultWriteTimeout,
-		heartbeat:    DefaultHeartbeat,
-		now:          time.Now,
+		interval:     defaultInterval,
+		fastDelay:    defaultFastDelay,
+		retry:        defaultRetry,
+		maxStreams:   defaultMaxStreams,
+		writeTimeout: defaultWriteTimeout,
+		heartbeat:    defaultHeartbeat,
 	}
 	for _, opt := range opts {
 		opt(h)
@@ -187,6 +187,20 @@ func New(opts ...Option) *Handler {
 // preflight requests from them.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if !strings.HasPrefix(r.URL.Path, "/") {
+		// Mounted with a prefix stripped up to its slash, as
+		// http.StripPrefix("/sse/", h) does: "events" is "/events". (The mux
+		// would otherwise redirect to "/events", outside the prefix.)
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.URL = new(url.URL)
+		*r2.URL = *r.URL
+		r2.URL.Path = "/" + r.URL.Path
+		if r.URL.RawPath != "" {
+			r2.URL.RawPath = "/" + r.URL.RawPath
+		}
+		r = r2
+	}
 	if r.ContentLength != 0 {
 		leaveBodyUnread(w, r)
 	}
@@ -202,6 +216,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// ConfigureServer prepares srv to serve h as tickstream's runner serves it:
+// every request's context ends as soon as srv.Shutdown is called, so open
+// streams end at their next event boundary with a properly ended response
+// and Shutdown returns once their clients have them (without it, streams
+// run on and Shutdown waits until its own context expires). It keeps the
+// values of srv.BaseContext's contexts, if srv sets one. Call it before srv
+// serves.
+//
+// Streams detached with WithDetachedStreams are not srv's to wait for:
+// call h.Shutdown too, at the same time as srv.Shutdown (see the example).
+func (h *Handler) ConfigureServer(srv *http.Server) {
+	shutdown, endStreams := context.WithCancel(context.Background())
+	base := srv.BaseContext
+	srv.BaseContext = func(ln net.Listener) context.Context {
+		if base == nil {
+			return shutdown
+		}
+		ctx, cancel := context.WithCancel(base(ln))
+		context.AfterFunc(shutdown, cancel)
+		return ctx
+	}
+	srv.RegisterOnShutdown(endStreams)
 }
 
 // leaveBodyUnread makes sure nothing waits for the body r announces (a

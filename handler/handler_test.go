@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tickstream/tickstream/handler"
+	"github.com/tickstream/tickstream/internal/clock"
 	"github.com/tickstream/tickstream/internal/wiretest"
 )
 
@@ -123,7 +124,8 @@ func TestEventsFlushedOnSchedule(t *testing.T) {
 }
 
 // TestFastFlushedOnSchedule proves that /stream/fast sends 100 events 50 ms
-// apart, each flushed on its own, then "done" and the end of the response.
+// apart, each flushed on its own and with its seq as id, then "done" (id
+// 100) and the end of the response.
 func TestFastFlushedOnSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := newFlushRecorder()
@@ -133,22 +135,25 @@ func TestFastFlushedOnSchedule(t *testing.T) {
 		start := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 		for seq := range 100 {
 			at := time.Duration(seq) * 50 * time.Millisecond
-			want = append(want, flush{At: at, Bytes: fmt.Sprintf("data: {\"seq\":%d,\"ts\":\"%s\"}\n\n",
-				seq, start.Add(at).Format("2006-01-02T15:04:05.000Z"))})
+			want = append(want, flush{At: at, Bytes: fmt.Sprintf("id: %d\ndata: {\"seq\":%d,\"ts\":\"%s\"}\n\n",
+				seq, seq, start.Add(at).Format("2006-01-02T15:04:05.000Z"))})
 		}
-		want = append(want, flush{At: 5 * time.Second, Bytes: "event: done\ndata: complete\n\n"})
+		want = append(want, flush{At: 5 * time.Second, Bytes: "id: 100\nevent: done\ndata: complete\n\n"})
 		if diff := cmp.Diff(want, rec.flushes); diff != "" {
 			t.Errorf("flushes (-want +got):\n%s", diff)
 		}
 	})
 }
 
-// TestWithClock shows that the clock option stamps every event.
-func TestWithClock(t *testing.T) {
+// TestClock shows that the clock a request's context carries (which only
+// tickstream's own tests can set) stamps every event, in UTC.
+func TestClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		stamp := time.Date(2024, 2, 29, 23, 59, 59, 999_000_000, time.FixedZone("X", 3600))
-		h := handler.New(handler.WithClock(func() time.Time { return stamp }), handler.WithRetry(0))
-		rec := serveFor(h, httptest.NewRequest("GET", "/events", nil), 1500*time.Millisecond)
+		h := handler.New(handler.WithRetry(0))
+		req := httptest.NewRequest("GET", "/events", nil)
+		req = req.WithContext(clock.NewContext(req.Context(), func() time.Time { return stamp }))
+		rec := serveFor(h, req, 1500*time.Millisecond)
 		want := "id: 1\nevent: tick\ndata: {\"id\":1,\"timestamp\":\"2024-02-29T22:59:59.999Z\",\"message\":\"Event #1\"}\n\n" +
 			"id: 2\nevent: tick\ndata: {\"id\":2,\"timestamp\":\"2024-02-29T22:59:59.999Z\",\"message\":\"Event #2\"}\n\n"
 		if diff := cmp.Diff(want, rec.Body.String()); diff != "" {
@@ -410,20 +415,4 @@ func TestHandlersAreIndependent(t *testing.T) {
 			t.Errorf("events from the 1s and 100ms handlers: %v, want %v", got, want)
 		}
 	})
-}
-
-func TestParseLastEventID(t *testing.T) {
-	for _, tt := range []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"1", 1, true}, {"0", 0, true}, {"9007199254740990", 9007199254740990, true},
-		{"9007199254740991", 0, false}, {"", 0, false}, {"1.5", 0, false}, {"１", 0, false},
-	} {
-		got, ok := handler.ParseLastEventID(tt.in)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("ParseLastEventID(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
-		}
-	}
 }

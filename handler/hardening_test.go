@@ -130,7 +130,7 @@ func TestEventsSize(t *testing.T) {
 		{natural + len(`,"pad":""`), natural + len(`,"pad":""`)},
 		{1024, 1024},
 		{65536, 65536},
-		{handler.MaxSize, handler.MaxSize},
+		{1 << 20, 1 << 20},
 	}
 	for _, tt := range tests {
 		synctest.Test(t, func(t *testing.T) {
@@ -166,7 +166,7 @@ func TestFastSize(t *testing.T) {
 		{0, natural},
 		{natural + 1, natural + len(`,"pad":""`)},
 		{1024, 1024},
-		{handler.MaxSize, handler.MaxSize},
+		{1 << 20, 1 << 20},
 	} {
 		synctest.Test(t, func(t *testing.T) {
 			rec := httptest.NewRecorder()

@@ -10,14 +10,14 @@ import (
 
 // Bounds of the query parameters. A value outside them is answered with 400.
 const (
-	MinInterval    = time.Millisecond // /events?interval=
-	MaxInterval    = time.Hour
-	MaxEventsCount = 1_000_000 // /events?count=
-	MaxSize        = 1 << 20   // /events?size=, in bytes
-	MaxFastCount   = 10_000    // /stream/fast?count=
-	MaxFastDelay   = time.Minute
-	MinHeartbeat   = time.Second // ?heartbeat= on both stream routes; 0 turns heartbeats off
-	MaxHeartbeat   = time.Hour
+	minInterval    = time.Millisecond // /events?interval=
+	maxInterval    = time.Hour
+	maxEventsCount = 1_000_000 // /events?count=
+	maxSize        = 1 << 20   // /events?size=, in bytes
+	maxFastCount   = 10_000    // /stream/fast?count=
+	maxFastDelay   = time.Minute
+	minHeartbeat   = time.Second // ?heartbeat= on both stream routes; 0 turns heartbeats off
+	maxHeartbeat   = time.Hour
 )
 
 // eventsParams are the settings of one /events stream.
@@ -39,9 +39,9 @@ type fastParams struct {
 func (h *Handler) parseEventsParams(rawQuery string) (eventsParams, error) {
 	q := newQuery(rawQuery)
 	p := eventsParams{
-		interval:  q.duration("interval", h.interval, MinInterval, MaxInterval),
-		count:     q.int("count", 0, 1, MaxEventsCount),
-		size:      int(q.int("size", 0, 0, MaxSize)),
+		interval:  q.duration("interval", h.interval, minInterval, maxInterval),
+		count:     q.int("count", 0, 1, maxEventsCount),
+		size:      int(q.int("size", 0, 0, maxSize)),
 		heartbeat: q.heartbeat(h.heartbeat),
 	}
 	return p, q.err
@@ -50,9 +50,9 @@ func (h *Handler) parseEventsParams(rawQuery string) (eventsParams, error) {
 func (h *Handler) parseFastParams(rawQuery string) (fastParams, error) {
 	q := newQuery(rawQuery)
 	p := fastParams{
-		count:     q.int("count", DefaultFastCount, 1, MaxFastCount),
-		delay:     q.duration("delay", h.fastDelay, 0, MaxFastDelay),
-		size:      int(q.int("size", 0, 0, MaxSize)),
+		count:     q.int("count", defaultFastCount, 1, maxFastCount),
+		delay:     q.duration("delay", h.fastDelay, 0, maxFastDelay),
+		size:      int(q.int("size", 0, 0, maxSize)),
 		heartbeat: q.heartbeat(h.heartbeat),
 	}
 	return p, q.err
@@ -113,9 +113,9 @@ func (q *query) heartbeat(def time.Duration) time.Duration {
 		return def
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d != 0 && (d < MinHeartbeat || d > MaxHeartbeat) {
+	if err != nil || d != 0 && (d < minHeartbeat || d > maxHeartbeat) {
 		q.err = fmt.Errorf("heartbeat: %q is not 0 (none) or a duration from %s to %s (such as 30s)",
-			clip(s), formatDuration(MinHeartbeat), formatDuration(MaxHeartbeat))
+			clip(s), formatDuration(minHeartbeat), formatDuration(maxHeartbeat))
 		return def
 	}
 	return d

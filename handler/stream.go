@@ -9,44 +9,50 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tickstream/tickstream/internal/clock"
 	"github.com/tickstream/tickstream/sse"
 )
 
 // MaxEventID is the largest id /events sends: the largest integer a
 // JavaScript number holds exactly, so browsers parse every id correctly.
-const MaxEventID = 1<<53 - 1
+const maxEventID = 1<<53 - 1
 
-// Frames that never change, encoded once.
-var (
-	doneFrame      = mustEncode(sse.AppendEvent(nil, sse.Event{Type: "done", Data: "complete"}))
-	heartbeatFrame = mustEncode(sse.AppendComment(nil, "keepalive"))
-)
+// heartbeatFrame never changes: it is encoded once.
+var heartbeatFrame = mustEncode(sse.AppendComment(nil, "keepalive"))
 
-// events serves GET /events: a "tick" event at once, then one per interval,
-// until the request's context is done or count events have been sent. A
-// request carrying a valid Last-Event-ID resumes the numbering after it.
+// events serves GET /events: "tick" events with ids from 1, the first at
+// once, then one per interval, until the request's context is done or, with
+// count, the event with id count has been sent. A request carrying a valid
+// Last-Event-ID resumes after it; one that shows the stream finished (an id
+// of count or more) gets 204 No Content, which tells EventSource clients to
+// stop reconnecting.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	p, err := h.parseEventsParams(r.URL.RawQuery)
 	if err != nil {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	id := int64(1)
+	if last, ok := parseLastEventID(r.Header.Get("Last-Event-ID")); ok {
+		id = last + 1
+	}
+	end := int64(maxEventID)
+	if p.count > 0 {
+		if id > p.count {
+			streamFinished(w)
+			return
+		}
+		end = p.count
+	}
 	if !h.startStream(w, r, true) {
 		return
 	}
-	id := int64(1)
-	if last, ok := ParseLastEventID(r.Header.Get("Last-Event-ID")); ok {
-		id = last + 1
-	}
-	end := int64(MaxEventID)
-	if p.count > 0 {
-		end = min(end, id+p.count-1)
-	}
+	now := clock.From(r.Context())
 	pace := streamPace{period: p.interval, heartbeat: p.heartbeat, maxFrame: maxTickSize(h.retry, p.size)}
 	h.serveStream(w, r, pace, func(ctx context.Context, s *stream) error {
 		retry := h.retry
 		for ; ; id++ {
-			s.buf = appendTick(s.buf[:0], retry, id, h.now(), p.size)
+			s.buf = appendTick(s.buf[:0], retry, id, now(), p.size)
 			retry = 0
 			if err := s.send(); err != nil {
 				return err
@@ -61,21 +67,33 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// fast serves GET /stream/fast: count events (seq 0 to count-1) delay apart,
-// then a "done" event after one more delay, and the response ends.
+// fast serves GET /stream/fast: count events (seq 0 to count-1, each with
+// its seq as id) delay apart, then a "done" event with id count after one
+// more delay, and the response ends. A request carrying a valid
+// Last-Event-ID resumes after it; one that shows the burst finished (an id
+// of count or more) gets 204 No Content.
 func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 	p, err := h.parseFastParams(r.URL.RawQuery)
 	if err != nil {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	first := int64(0)
+	if last, ok := parseLastEventID(r.Header.Get("Last-Event-ID")); ok {
+		if last >= p.count {
+			streamFinished(w)
+			return
+		}
+		first = last + 1
+	}
 	if !h.startStream(w, r, false) {
 		return
 	}
+	now := clock.From(r.Context())
 	pace := streamPace{period: p.delay, heartbeat: p.heartbeat, maxFrame: maxFastSize(p.size)}
 	h.serveStream(w, r, pace, func(ctx context.Context, s *stream) error {
-		for seq := int64(0); seq < p.count; seq++ {
-			s.buf = appendFast(s.buf[:0], seq, h.now(), p.size)
+		for seq := first; seq < p.count; seq++ {
+			s.buf = appendFast(s.buf[:0], seq, now(), p.size)
 			if err := s.send(); err != nil {
 				return err
 			}
@@ -83,9 +101,17 @@ func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 		}
-		s.buf = append(s.buf[:0], doneFrame...)
+		s.buf = appendDone(s.buf[:0], p.count)
 		return s.send()
 	})
+}
+
+// streamFinished answers the reconnection of a client whose stream has
+// already ended: 204 No Content, which the EventSource standard defines as
+// "stop reconnecting".
+func streamFinished(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // startStream answers what comes before a stream's events: it takes a
@@ -354,7 +380,7 @@ func (s *stream) armDeadline() error {
 // ParseLastEventID parses a Last-Event-ID header as /events understands it:
 // decimal digits only, at most MaxEventID-1, so that the next id is in range.
 // Anything else (empty, signs, spaces, hex, overflow) reports false.
-func ParseLastEventID(s string) (int64, bool) {
+func parseLastEventID(s string) (int64, bool) {
 	if s == "" || len(s) > len("9007199254740991") {
 		return 0, false
 	}
@@ -364,7 +390,7 @@ func ParseLastEventID(s string) (int64, bool) {
 		}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n >= MaxEventID {
+	if err != nil || n >= maxEventID {
 		return 0, false
 	}
 	return n, true
@@ -417,7 +443,9 @@ func appendPad(dst []byte, n int) []byte {
 // appendFast appends one /stream/fast frame whose data is at least size
 // bytes; like appendTick, it cannot break its frame.
 func appendFast(dst []byte, seq int64, ts time.Time, size int) []byte {
-	dst = append(dst, "data: "...)
+	dst = append(dst, "id: "...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	dst = append(dst, "\ndata: "...)
 	data := len(dst)
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendInt(dst, seq, 10)
@@ -430,18 +458,26 @@ func appendFast(dst []byte, seq int64, ts time.Time, size int) []byte {
 	return append(dst, "}\n\n"...)
 }
 
+// appendDone appends the "done" event that ends a /stream/fast burst of
+// count events.
+func appendDone(dst []byte, count int64) []byte {
+	dst = append(dst, "id: "...)
+	dst = strconv.AppendInt(dst, count, 10)
+	return append(dst, "\nevent: done\ndata: complete\n\n"...)
+}
+
 // maxTickSize bounds the length of the frames appendTick writes for retry
 // and size: that of the largest id without padding, plus the padding.
 func maxTickSize(retry time.Duration, size int) int {
 	var buf [256]byte
-	return len(appendTick(buf[:0], retry, MaxEventID, time.Time{}, 0)) + size
+	return len(appendTick(buf[:0], retry, maxEventID, time.Time{}, 0)) + size
 }
 
 // maxFastSize bounds the length of the /stream/fast frames for size (the
 // done frame is shorter).
 func maxFastSize(size int) int {
 	var buf [128]byte
-	return len(appendFast(buf[:0], MaxFastCount, time.Time{}, 0)) + size
+	return len(appendFast(buf[:0], maxFastCount, time.Time{}, 0)) + size
 }
 
 // mustEncode returns the frame of a constant event, encoded at package

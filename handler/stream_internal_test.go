@@ -65,3 +65,20 @@ func BenchmarkTickDetached(b *testing.B) {
 	s.conn, s.out = discardConn{}, make([]byte, 0, 512)
 	benchmarkTick(b, s)
 }
+
+func TestParseLastEventID(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"1", 1, true}, {"0", 0, true}, {"9007199254740990", 9007199254740990, true},
+		{"9007199254740991", 0, false}, {"", 0, false}, {"1.5", 0, false}, {"１", 0, false},
+		{"+1", 0, false}, {" 1", 0, false}, {"0x1", 0, false}, {"99999999999999999999", 0, false},
+	} {
+		got, ok := parseLastEventID(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseLastEventID(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}

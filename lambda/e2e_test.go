@@ -406,3 +406,23 @@ func TestStubbornHandler(t *testing.T) {
 		t.Errorf("the next invocation: body %q, ended by %q", body, res.endpoint)
 	}
 }
+
+// TestFinishedStream: on Lambda too, a reconnection to a finished stream
+// gets 204 (the EventSource's cue to stop), and one inside it resumes.
+func TestFinishedStream(t *testing.T) {
+	t.Parallel()
+	api := newRuntimeAPI(t)
+	startFunction(t, api, ".")
+	prelude, body, _, _ := api.invoke(urlEvent("/stream/fast", map[string]string{"last-event-id": "100"}), 30*time.Second).wait(t, 10*time.Second)
+	if want := `{"statusCode":204,"headers":{"Cache-Control":"no-cache","X-Content-Type-Options":"nosniff"}}`; prelude != want || len(body) != 0 {
+		t.Errorf("Last-Event-ID 100: prelude %s, body %q; want %s and no body", prelude, body, want)
+	}
+	_, body, _, _ = api.invoke(urlEvent("/events?count=5&interval=10ms", map[string]string{"last-event-id": "3"}), 30*time.Second).wait(t, 10*time.Second)
+	var ids []string
+	for _, ev := range wiretest.Events(body) {
+		ids = append(ids, ev.ID)
+	}
+	if diff := cmp.Diff([]string{"4", "5"}, ids); diff != "" {
+		t.Errorf("/events?count=5 after Last-Event-ID 3: ids (-want +got):\n%s", diff)
+	}
+}

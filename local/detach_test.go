@@ -18,8 +18,7 @@ import (
 // head the handler writes itself, each event as one HTTP/1.1 chunk, the last
 // chunk, and the connection closed.
 func TestDetachedWireBytes(t *testing.T) {
-	r := startRunner(t, []string{"-detach=true"},
-		handler.WithClock(wiretest.SteppingClock(time.Second)), handler.WithInterval(time.Millisecond))
+	r := startRunnerWithClock(t, wiretest.SteppingClock(time.Second), []string{"-detach=true"}, handler.WithInterval(time.Millisecond))
 	conn, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
 	if err != nil {
 		t.Fatal(err)

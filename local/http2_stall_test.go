@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/tickstream/tickstream/handler"
 	"github.com/tickstream/tickstream/internal/wiretest"
 )
 
@@ -127,7 +126,7 @@ func TestHTTP2ClientThatStopsReading(t *testing.T) {
 // stream silent for longer than the write timeout must not be left with
 // one. Its client also answers the server's pings.
 func TestHTTP2SilentStreamOutlivesWriteTimeout(t *testing.T) {
-	r := startRunner(t, []string{"-h2c", "-heartbeat", "0", "-write-timeout", "400ms"}, handler.WithClock(wiretest.SteppingClock(time.Second)))
+	r := startRunnerWithClock(t, wiretest.SteppingClock(time.Second), []string{"-h2c", "-heartbeat", "0", "-write-timeout", "400ms"})
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	defer tr.CloseIdleConnections()

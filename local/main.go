@@ -52,6 +52,14 @@ const (
 	maxHeaderBytes = 8 << 10
 )
 
+// Defaults of the flags that set the handler's options (which are also the
+// handler's own defaults).
+const (
+	defaultMaxStreams   = 10_000
+	defaultWriteTimeout = 10 * time.Second
+	defaultHeartbeat    = 15 * time.Second
+)
+
 // config is what the command line and environment set.
 type config struct {
 	addr              string
@@ -98,9 +106,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.DurationVar(&cfg.grace, "grace", 5*time.Second, "on SIGINT or SIGTERM, wait this long for open streams to end before closing them")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "close connections whose request header takes longer than this")
-	fs.IntVar(&cfg.maxStreams, "max-streams", handler.DefaultMaxStreams, "serve at most this many streams at once; more get 503")
-	fs.DurationVar(&cfg.writeTimeout, "write-timeout", handler.DefaultWriteTimeout, "drop a stream whose client stopped taking writes, half to all of this later (0: never)")
-	fs.DurationVar(&cfg.heartbeat, "heartbeat", handler.DefaultHeartbeat, "send a keepalive comment on streams silent this long (0: never)")
+	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "serve at most this many streams at once; more get 503")
+	fs.DurationVar(&cfg.writeTimeout, "write-timeout", defaultWriteTimeout, "drop a stream whose client stopped taking writes, half to all of this later (0: never)")
+	fs.DurationVar(&cfg.heartbeat, "heartbeat", defaultHeartbeat, "send a keepalive comment on streams silent this long (0: never)")
 	fs.Func("cors-origins", "allow cross-origin reads from these comma-separated `origins` (* for any); CORS is off without it", func(s string) error {
 		for _, o := range strings.Split(s, ",") {
 			if o = strings.TrimSpace(o); o != "" {
@@ -193,20 +201,18 @@ func fitStreamsToFileLimit(maxStreams int, logger *slog.Logger) int {
 
 // serve serves on ln (with TLS if tlsConfig is set) until ctx is done.
 func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cfg config, logger *slog.Logger, opts []handler.Option) error {
-	// Every request's context derives from streams, so cancelling it ends
-	// every open stream at its next event boundary.
-	streams, endStreams := context.WithCancel(context.Background())
-	defer endStreams()
 	h := handler.New(append(append(cfg.handlerOptions(), handler.WithLogger(logger)), opts...)...)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		BaseContext:       func(net.Listener) context.Context { return streams },
-		ErrorLog:          log.New(redactingWriter{logger}, "", 0),
-		TLSConfig:         tlsConfig,
-		Protocols:         new(http.Protocols),
+		// Requests carry ctx's values (the tests' clock), not its end:
+		// shutdown ends the streams when it is time.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ErrorLog:    log.New(redactingWriter{logger}, "", 0),
+		TLSConfig:   tlsConfig,
+		Protocols:   new(http.Protocols),
 	}
 	if cfg.writeTimeout > 0 {
 		// The per-stream write deadline cannot see an HTTP/2 client that
@@ -224,10 +230,10 @@ func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cf
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(tlsConfig != nil)
 	srv.Protocols.SetUnencryptedHTTP2(cfg.h2c)
-	// Shutdown closes the listeners, then calls this, then waits for the
-	// streams' responses to complete. Detached streams, on hijacked
+	// Shutdown then ends every stream at its next event boundary and waits
+	// for their responses to complete. Detached streams, on hijacked
 	// connections, are the handler's to end (h.Shutdown below).
-	srv.RegisterOnShutdown(endStreams)
+	h.ConfigureServer(srv)
 
 	served := make(chan error, 1)
 	scheme := "http"

@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tickstream/tickstream/handler"
+	"github.com/tickstream/tickstream/internal/clock"
 	"github.com/tickstream/tickstream/internal/wiretest"
 )
 
@@ -63,7 +64,18 @@ type runner struct {
 // and handler options, and stops it when the test ends.
 func startRunner(t testing.TB, args []string, opts ...handler.Option) *runner {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	return startRunnerWithClock(t, nil, args, opts...)
+}
+
+// startRunnerWithClock is startRunner with events stamped by now (the time
+// if nil), as golden files need on a real socket.
+func startRunnerWithClock(t testing.TB, now func() time.Time, args []string, opts ...handler.Option) *runner {
+	t.Helper()
+	base := context.Background()
+	if now != nil {
+		base = clock.NewContext(base, now)
+	}
+	ctx, cancel := context.WithCancel(base)
 	logs := &logSink{addrc: make(chan string, 1)}
 	done := make(chan error, 1)
 	go func() {
@@ -116,8 +128,7 @@ func TestGolden(t *testing.T) {
 
 // testGolden serves one golden case through a runner started with arg.
 func testGolden(t *testing.T, gc wiretest.Case, arg string) {
-	r := startRunner(t, []string{arg},
-		handler.WithClock(wiretest.SteppingClock(gc.Period)),
+	r := startRunnerWithClock(t, wiretest.SteppingClock(gc.Period), []string{arg},
 		handler.WithInterval(time.Millisecond),
 		handler.WithFastDelay(0))
 	resp, err := http.DefaultClient.Do(gc.Request(r.url))
@@ -142,9 +153,9 @@ func TestParseConfig(t *testing.T) {
 		addr:              ":8080",
 		grace:             5 * time.Second,
 		readHeaderTimeout: 5 * time.Second,
-		maxStreams:        handler.DefaultMaxStreams,
-		writeTimeout:      handler.DefaultWriteTimeout,
-		heartbeat:         handler.DefaultHeartbeat,
+		maxStreams:        defaultMaxStreams,
+		writeTimeout:      defaultWriteTimeout,
+		heartbeat:         defaultHeartbeat,
 		detach:            true,
 	}
 	with := func(change func(*config)) config {
