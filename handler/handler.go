@@ -56,6 +56,7 @@ type Handler struct {
 	origins      map[string]bool  // nil: CORS is off
 	detached     *detachedStreams // nil: streams stay with net/http
 	logger       *slog.Logger
+	pageHTML     []byte // the page, rendered for these settings
 
 	streams atomic.Int64 // streams being served now
 }
@@ -170,6 +171,7 @@ func New(opts ...Option) *Handler {
 	if h.logger == nil {
 		h.logger = slog.Default()
 	}
+	h.pageHTML = h.renderPage()
 	h.mux.HandleFunc("GET /{$}", h.page)
 	h.mux.HandleFunc("GET /page.js", h.pageScript)
 	h.mux.HandleFunc("GET /page.css", h.pageStyle)

@@ -3,6 +3,8 @@ package handler
 import (
 	"bytes"
 	_ "embed"
+	"fmt"
+	"html/template"
 	"net/http"
 	"time"
 )
@@ -11,7 +13,7 @@ import (
 // time and the page needs nothing from outside the server.
 var (
 	//go:embed page/index.html
-	pageHTML []byte
+	pageSource string
 	//go:embed page/page.js
 	pageJS []byte
 	//go:embed page/page.css
@@ -24,10 +26,38 @@ const pagePolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
 	"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; " +
 	"frame-ancestors 'none'"
 
+// pageTemplate is the page, which says what the handler's streams do.
+var pageTemplate = template.Must(template.New("page").Parse(pageSource))
+
+// renderPage renders the page for h's settings: the tick interval, and the
+// burst's size and pace.
+func (h *Handler) renderPage() []byte {
+	var b bytes.Buffer
+	err := pageTemplate.Execute(&b, struct {
+		Interval, FastDelay string
+		FastCount           int
+	}{spokenDuration(h.interval), spokenDuration(h.fastDelay), defaultFastCount})
+	if err != nil {
+		panic(fmt.Sprintf("handler: rendering the page: %v", err)) // the template is embedded: a bug
+	}
+	return b.Bytes()
+}
+
+// spokenDuration writes d as the page says it: "1 s", "250 ms".
+func spokenDuration(d time.Duration) string {
+	switch {
+	case d%time.Second == 0 && d != 0:
+		return fmt.Sprintf("%d s", d/time.Second)
+	case d%time.Millisecond == 0:
+		return fmt.Sprintf("%d ms", d/time.Millisecond)
+	}
+	return d.String()
+}
+
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", pagePolicy)
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	serveAsset(w, r, "text/html; charset=utf-8", pageHTML)
+	serveAsset(w, r, "text/html; charset=utf-8", h.pageHTML)
 }
 
 func (h *Handler) pageScript(w http.ResponseWriter, r *http.Request) {

@@ -4,7 +4,6 @@
 // the page works wherever the handler is mounted (at / or under a prefix).
 
 const maxTicks = 50; // the list keeps the newest ticks only
-const burstTotal = 100;
 
 const $ = (id) => document.getElementById(id);
 
@@ -93,6 +92,7 @@ function runBurst() {
   const progress = $("burst-progress");
   const state = $("burst-state");
   const arrivals = []; // [sent, arrived] in milliseconds
+  const burstTotal = Number(button.dataset.count); // as the server sends it
   button.disabled = true;
   progress.value = `0 / ${burstTotal}`;
   state.textContent = "running";
