@@ -1,6 +1,8 @@
 # tickstream's two promises: `make run` serves the routes on :8080 and
-# `make test` runs every check CI runs. Nothing here needs more than Go,
-# Node.js (for js/wasm) and the tools pinned in go.mod.
+# `make test` runs every check CI runs. make test needs Go, Node.js and npm
+# (js/wasm, the eventsource client test), Chromium, nginx and HAProxy (the
+# browser and proxy tests), and the tools pinned in go.mod, which it
+# installs; README.md says how to skip the browser and proxy tests.
 
 GO       ?= go
 GOROOT   := $(shell $(GO) env GOROOT)
@@ -58,6 +60,8 @@ bench:
 
 # sam build (Metadata: BuildMethod: makefile) runs this with ARTIFACTS_DIR set;
 # the function runs on provided.al2023, arm64, as a binary named bootstrap.
+# Run by hand, it writes where sam build would.
+ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/build/TickstreamFunction
 build-TickstreamFunction:
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' \
 		-o "$(ARTIFACTS_DIR)/bootstrap" ./lambda

@@ -337,3 +337,21 @@ func TestTemplateBuildTarget(t *testing.T) {
 		t.Errorf("bootstrap is not a 64-bit arm64 ELF binary")
 	}
 }
+
+// TestTemplateBuildTargetDefault: run by hand, without ARTIFACTS_DIR, the
+// target writes bootstrap inside the repository, where sam build would, not
+// at the filesystem root.
+func TestTemplateBuildTargetDefault(t *testing.T) {
+	out, err := exec.Command("make", "-n", "-C", "..", "build-TickstreamFunction").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n build-TickstreamFunction: %v\n%s", err, out)
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `-o "` + filepath.Join(root, ".aws-sam", "build", "TickstreamFunction", "bootstrap") + `"`
+	if !strings.Contains(string(out), want) {
+		t.Errorf("make -n build-TickstreamFunction prints\n%s\nwant it to build with %s", out, want)
+	}
+}

@@ -3,6 +3,10 @@
 //
 //	go run ./local [-addr host:port] [flags]
 //
+// Build it as a binary named tickstream with go build -o tickstream ./local
+// (go install names it local, after its directory). -h lists the flags and
+// -version prints the version it was built from.
+//
 // It listens on :8080, or on the port in the PORT environment variable
 // (as hosting platforms set it), unless -addr is given. On SIGINT or SIGTERM
 // it stops accepting connections, ends every open stream on an event
@@ -24,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,14 +40,64 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	var usage *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp), errors.Is(err, errVersion):
+	case errors.As(err, &usage):
+		os.Exit(2) // the flag package has said what is wrong, and shown the usage
+	default:
 		fmt.Fprintln(os.Stderr, "tickstream:", err)
 		os.Exit(1)
 	}
 }
+
+// A usageError is a command line the flag package refused; it has already
+// printed the error and the usage.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// errVersion stops the command once -version has printed the version.
+var errVersion = errors.New("version printed")
+
+// version returns the command's version line, from the build information
+// the go command records in the binary: the module version (a tag for go
+// install ...@v1.2.3, "(devel)" in a clone), the commit and its time, and
+// whether the tree had uncommitted changes, and the Go version.
+func version(info *debug.BuildInfo, ok bool) string {
+	if !ok {
+		return "tickstream: no build information"
+	}
+	line := "tickstream " + info.Main.Version
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	if rev := settings["vcs.revision"]; rev != "" {
+		line += " " + rev[:min(len(rev), 12)]
+		if t := settings["vcs.time"]; t != "" {
+			line += " " + t
+		}
+		if settings["vcs.modified"] == "true" {
+			line += " (modified)"
+		}
+	}
+	return line + " " + info.GoVersion
+}
+
+// levelFlag is a -log-level value, written in lower case as it is typed.
+type levelFlag struct{ level *slog.Level }
+
+func (f levelFlag) String() string {
+	if f.level == nil {
+		return ""
+	}
+	return strings.ToLower(f.level.String())
+}
+
+func (f levelFlag) Set(s string) error { return f.level.UnmarshalText([]byte(s)) }
 
 // Server limits for requests. There is deliberately no WriteTimeout: it
 // would cut every stream at that age; each stream write has its own
@@ -102,9 +157,18 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	}
 	fs := flag.NewFlagSet("tickstream", flag.ContinueOnError)
 	fs.SetOutput(output)
-	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen on `host:port` (default :8080, or :$PORT when PORT is set)")
+	fs.Usage = func() {
+		fmt.Fprint(output, "Usage: tickstream [flags]\n\n"+
+			"Serves tickstream's Server-Sent Events routes (/events, /stream/fast,\n"+
+			"/health and a live page) until SIGINT or SIGTERM, then ends every stream\n"+
+			"cleanly and exits.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen on `host:port`; PORT=n in the environment makes the default :n")
 	fs.DurationVar(&cfg.grace, "grace", 5*time.Second, "on SIGINT or SIGTERM, wait this long for open streams to end before closing them")
-	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	cfg.logLevel = slog.LevelInfo
+	fs.Var(levelFlag{&cfg.logLevel}, "log-level", "log `level`: debug, info, warn or error")
 	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "close connections whose request header takes longer than this")
 	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "serve at most this many streams at once; more get 503")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", defaultWriteTimeout, "drop a stream whose client stopped taking writes, half to all of this later (0: never)")
@@ -122,7 +186,14 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.BoolVar(&cfg.h2c, "h2c", false, "also serve cleartext HTTP/2 (prior knowledge), for proxies that speak it to upstreams")
 	fs.BoolVar(&cfg.detach, "detach", true, "serve HTTP/1.1 streams on hijacked connections, with a fifth of the memory per stream")
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, &usageError{err}
+	}
+	if *showVersion {
+		fmt.Fprintln(output, version(debug.ReadBuildInfo()))
+		return cfg, errVersion
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
