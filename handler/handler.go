@@ -101,7 +101,8 @@ func WithWriteTimeout(d time.Duration) Option {
 
 // WithHeartbeat sets the longest a stream stays silent (default
 // 15s): when no event is due sooner, it sends a ": keepalive"
-// comment, which clients ignore and which keeps proxies with idle timeouts
+// comment, which browsers do not show (some client libraries do, as empty
+// events: see the README) and which keeps proxies with idle timeouts
 // (nginx and ALB 60 s, Cloudflare 100 s) from closing the connection. Zero
 // disables heartbeats.
 func WithHeartbeat(d time.Duration) Option {

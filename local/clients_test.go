@@ -13,13 +13,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
 	gosse "github.com/tmaxmax/go-sse"
 )
 
-// finishedStreams are what the reconnecting-client tests follow: two
-// streams that end by themselves, short enough to take a second.
-var finishedStreams = []string{"/events?count=3&interval=20ms", "/stream/fast?count=4&delay=20ms"}
+// finishedStreams are what the reconnecting-client tests follow: streams
+// that end by themselves within 2 s, the last with a heartbeat comment
+// between its two events, which clients must not show as an event.
+var finishedStreams = []string{
+	"/events?count=3&interval=20ms",
+	"/stream/fast?count=4&delay=20ms",
+	"/events?count=2&interval=1500ms&heartbeat=1s",
+}
+
+// wantEvents are the events (last event id and type) that a client must see
+// of each of finishedStreams, once each.
+var wantEvents = [][]string{
+	{"1 tick", "2 tick", "3 tick"},
+	{"0 message", "1 message", "2 message", "3 message", "4 done"},
+	{"1 tick", "2 tick"},
+}
 
 // TestGoClientSeesFinishedStreamsOnce follows both finished streams with a
 // real reconnecting client, tmaxmax/go-sse, which reconnects whenever a
@@ -27,7 +41,7 @@ var finishedStreams = []string{"/events?count=3&interval=20ms", "/stream/fast?co
 // the reconnection gets 204, and the client stops.
 func TestGoClientSeesFinishedStreamsOnce(t *testing.T) {
 	r := startRunner(t, nil)
-	for _, target := range finishedStreams {
+	for i, target := range finishedStreams {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		req, _ := http.NewRequestWithContext(ctx, "GET", r.url+target, nil)
 		var mu sync.Mutex
@@ -37,15 +51,15 @@ func TestGoClientSeesFinishedStreamsOnce(t *testing.T) {
 		conn.SubscribeToAll(func(ev gosse.Event) {
 			mu.Lock()
 			defer mu.Unlock()
-			got = append(got, fmt.Sprintf("%s %s", ev.LastEventID, ev.Type))
+			typ := ev.Type
+			if typ == "" {
+				typ = "message" // the type EventSource gives an event without one
+			}
+			got = append(got, fmt.Sprintf("%s %s", ev.LastEventID, typ))
 		})
 		err := conn.Connect()
 		cancel()
-		want := map[string][]string{
-			finishedStreams[0]: {"1 tick", "2 tick", "3 tick"},
-			finishedStreams[1]: {"0 ", "1 ", "2 ", "3 ", "4 done"},
-		}[target]
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(wantEvents[i], got); diff != "" {
 			t.Errorf("%s: events (-want +got):\n%s", target, diff)
 		}
 		// go-sse ends on the 204 with a validation error; a context error
@@ -74,27 +88,66 @@ func TestEventSourceSeesFinishedStreamsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node follow.mjs: %v\n%s", err, out)
 	}
-	type line struct {
-		Source int
-		Type   string `json:",omitempty"`
-		ID     string `json:",omitempty"`
-		Closed bool   `json:",omitempty"`
-		Code   int    `json:",omitempty"`
-	}
-	got := map[int][]line{}
+	got := make([][]string, len(finishedStreams))
 	for l := range strings.Lines(string(out)) {
-		var v line
-		if err := json.Unmarshal([]byte(l), &v); err != nil {
+		var v struct {
+			Source   int
+			Type, ID string
+			Closed   bool
+			Code     int
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil || v.Source >= len(got) {
 			t.Fatalf("line %q: %v", l, err)
 		}
-		got[v.Source] = append(got[v.Source], v)
+		if v.Closed {
+			got[v.Source] = append(got[v.Source], fmt.Sprintf("closed on %d", v.Code))
+		} else {
+			got[v.Source] = append(got[v.Source], v.ID+" "+v.Type)
+		}
 	}
-	want := map[int][]line{
-		0: {{0, "tick", "1", false, 0}, {0, "tick", "2", false, 0}, {0, "tick", "3", false, 0}, {0, "", "", true, 204}},
-		1: {{1, "message", "0", false, 0}, {1, "message", "1", false, 0}, {1, "message", "2", false, 0}, {1, "message", "3", false, 0},
-			{1, "done", "4", false, 0}, {1, "", "", true, 204}},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(withClosed(wantEvents, "closed on 204"), got); diff != "" {
 		t.Errorf("what the EventSources saw (-want +got):\n%s", diff)
+	}
+}
+
+// withClosed returns events with last appended to each stream's list.
+func withClosed(events [][]string, last string) [][]string {
+	out := make([][]string, len(events))
+	for i, evs := range events {
+		out[i] = append(append([]string(nil), evs...), last)
+	}
+	return out
+}
+
+// TestChromiumSeesFinishedStreamsOnce does the same with Chromium's own
+// EventSource, on a page of the runner's origin: every event once, no
+// heartbeat shown, and the source closed by the 204.
+func TestChromiumSeesFinishedStreamsOnce(t *testing.T) {
+	ctx, _ := newBrowser(t)
+	r := startRunner(t, nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.url+"/health")); err != nil {
+		t.Fatal(err)
+	}
+	urls, _ := json.Marshal(finishedStreams)
+	follow := `window.seen = ` + string(urls) + `.map(() => []);
+window.sourcesClosed = 0; // (window.closed is the window's own)
+` + string(urls) + `.forEach((url, i) => {
+  const es = new EventSource(url);
+  const record = (ev) => window.seen[i].push(ev.lastEventId + " " + ev.type);
+  for (const type of ["message", "tick", "done"]) es.addEventListener(type, record);
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) { window.seen[i].push("closed"); window.sourcesClosed++; }
+  };
+});`
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](follow)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "every source closed", fmt.Sprintf("window.sourcesClosed === %d", len(finishedStreams)))
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[][]string](`window.seen`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(withClosed(wantEvents, "closed"), got); diff != "" {
+		t.Errorf("what Chromium's EventSources saw (-want +got):\n%s", diff)
 	}
 }
