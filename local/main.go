@@ -63,25 +63,29 @@ func (e *usageError) Unwrap() error { return e.err }
 var errVersion = errors.New("version printed")
 
 // version returns the command's version line, from the build information
-// the go command records in the binary: the module version (a tag for go
-// install ...@v1.2.3, "(devel)" in a clone), the commit and its time, and
-// whether the tree had uncommitted changes, and the Go version.
+// the go command records in the binary: the module version, which names the
+// commit (a tag for go install ...@v1.2.3; in a clone, a pseudo-version with
+// the commit's time and hash, +dirty if the tree had changes), and the Go
+// version. A binary whose version is "(devel)" gets the commit from the VCS
+// settings, where there are any.
 func version(info *debug.BuildInfo, ok bool) string {
 	if !ok {
 		return "tickstream: no build information"
 	}
 	line := "tickstream " + info.Main.Version
-	settings := map[string]string{}
-	for _, s := range info.Settings {
-		settings[s.Key] = s.Value
-	}
-	if rev := settings["vcs.revision"]; rev != "" {
-		line += " " + rev[:min(len(rev), 12)]
-		if t := settings["vcs.time"]; t != "" {
-			line += " " + t
+	if info.Main.Version == "(devel)" || info.Main.Version == "" {
+		settings := map[string]string{}
+		for _, s := range info.Settings {
+			settings[s.Key] = s.Value
 		}
-		if settings["vcs.modified"] == "true" {
-			line += " (modified)"
+		if rev := settings["vcs.revision"]; rev != "" {
+			line += " " + rev[:min(len(rev), 12)]
+			if t := settings["vcs.time"]; t != "" {
+				line += " " + t
+			}
+			if settings["vcs.modified"] == "true" {
+				line += " (modified)"
+			}
 		}
 	}
 	return line + " " + info.GoVersion

@@ -75,6 +75,9 @@ func TestVersion(t *testing.T) {
 		want string
 	}{
 		{info("v1.2.3"), "tickstream v1.2.3 go1.26.8"},
+		{info("v0.0.0-20261125152732-0d1dba075931+dirty", "vcs.revision", "0d1dba075931aaaa", "vcs.modified", "true"),
+			"tickstream v0.0.0-20261125152732-0d1dba075931+dirty go1.26.8"},
+		{info("(devel)"), "tickstream (devel) go1.26.8"},
 		{info("(devel)", "vcs.revision", "0123456789abcdef0123", "vcs.time", "2026-11-25T14:55:24Z", "vcs.modified", "false"),
 			"tickstream (devel) 0123456789ab 2026-11-25T14:55:24Z go1.26.8"},
 		{info("(devel)", "vcs.revision", "0123456789abcdef0123", "vcs.time", "2026-11-25T14:55:24Z", "vcs.modified", "true"),
