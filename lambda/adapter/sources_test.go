@@ -35,13 +35,7 @@ func httpAPIv1Event(method, target string, header http.Header) json.RawMessage {
 	for k, v := range header {
 		e.MultiValueHeaders[k] = v
 	}
-	if query != "" {
-		e.MultiValueQueryStringParameters = map[string][]string{}
-		for _, kv := range strings.Split(query, "&") {
-			k, v, _ := strings.Cut(kv, "=")
-			e.MultiValueQueryStringParameters[k] = append(e.MultiValueQueryStringParameters[k], v)
-		}
-	}
+	e.MultiValueQueryStringParameters = queryParameters(query)
 	b, _ := json.Marshal(struct {
 		Version string `json:"version"`
 		events.APIGatewayProxyRequest
@@ -50,27 +44,27 @@ func httpAPIv1Event(method, target string, header http.Header) json.RawMessage {
 }
 
 // albSingleEvent returns an ALB event for a target group without
-// multi-value headers.
+// multi-value headers: albEvent's, each multi-value field made single.
 func albSingleEvent(method, target string, header http.Header) json.RawMessage {
-	path, query, _ := strings.Cut(target, "?")
-	e := events.ALBTargetGroupRequest{
-		HTTPMethod:     method,
-		Path:           path,
-		Headers:        map[string]string{"host": "tickstream-123.eu-west-1.elb.amazonaws.com"},
-		RequestContext: events.ALBTargetGroupRequestContext{ELB: events.ELBContext{TargetGroupArn: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/tickstream/0123456789abcdef"}},
-	}
-	for k, v := range header {
-		e.Headers[strings.ToLower(k)] = v[len(v)-1]
-	}
-	if query != "" {
-		e.QueryStringParameters = map[string]string{}
-		for _, kv := range strings.Split(query, "&") {
-			k, v, _ := strings.Cut(kv, "=")
-			e.QueryStringParameters[k] = v
-		}
-	}
+	var e events.ALBTargetGroupRequest
+	json.Unmarshal(albEvent(method, target, header), &e)
+	e.Headers, e.QueryStringParameters = lastValues(e.MultiValueHeaders), lastValues(e.MultiValueQueryStringParameters)
+	e.MultiValueHeaders, e.MultiValueQueryStringParameters = nil, nil
 	b, _ := json.Marshal(e)
 	return b
+}
+
+// lastValues keeps the last value of each key, as an ALB without
+// multi-value headers does.
+func lastValues(multi map[string][]string) map[string]string {
+	if multi == nil {
+		return nil
+	}
+	single := make(map[string]string, len(multi))
+	for k, vs := range multi {
+		single[k] = vs[len(vs)-1]
+	}
+	return single
 }
 
 // invoke serves event with a and returns the whole response as the Runtime
@@ -90,7 +84,8 @@ func invoke(t *testing.T, a *adapter.Adapter, event json.RawMessage) string {
 
 const nul8 = "\x00\x00\x00\x00\x00\x00\x00\x00"
 
-// TestSourceResponses: one handler answers each source the way it expects:
+// TestSourceResponses: one handler answers each source the way it expects
+// (the status and headers as they were when the response began):
 // streamed preludes for a function URL and a REST API, whole JSON
 // documents for an HTTP API (both payload formats) and an ALB (single- and
 // multi-value), with the same status, headers, cookies and body.
@@ -105,7 +100,9 @@ func TestSourceResponses(t *testing.T) {
 		w.Header().Add("X-Multi", "two")
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusCreated)
+		w.WriteHeader(http.StatusTeapot) // ignored, as net/http ignores it
 		io.WriteString(w, "made")
+		w.Header().Set("X-Late", "ignored") // after the response began
 	})
 	for _, tt := range []struct {
 		name  string
