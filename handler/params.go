@@ -106,7 +106,7 @@ func (q *query) duration(name string, def, min, max time.Duration) time.Duration
 }
 
 // heartbeat reads the heartbeat period: 0 (none; to find a path's idle
-// timeout) or a duration from MinHeartbeat to MaxHeartbeat.
+// timeout) or a duration from minHeartbeat to maxHeartbeat.
 func (q *query) heartbeat(def time.Duration) time.Duration {
 	s, ok := q.value("heartbeat")
 	if !ok {

@@ -13,7 +13,7 @@ import (
 	"github.com/tickstream/tickstream/sse"
 )
 
-// MaxEventID is the largest id /events sends: the largest integer a
+// maxEventID is the largest id /events sends: the largest integer a
 // JavaScript number holds exactly, so browsers parse every id correctly.
 const maxEventID = 1<<53 - 1
 
@@ -377,8 +377,8 @@ func (s *stream) armDeadline() error {
 	return err
 }
 
-// ParseLastEventID parses a Last-Event-ID header as /events understands it:
-// decimal digits only, at most MaxEventID-1, so that the next id is in range.
+// parseLastEventID parses a Last-Event-ID header as the streams understand it:
+// decimal digits only, at most maxEventID-1, so that the next id is in range.
 // Anything else (empty, signs, spaces, hex, overflow) reports false.
 func parseLastEventID(s string) (int64, bool) {
 	if s == "" || len(s) > len("9007199254740991") {
