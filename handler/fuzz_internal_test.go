@@ -1,28 +1,39 @@
 package handler
 
 import (
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 )
 
-// FuzzParams proves that parsing any query never panics and yields either an
-// error or settings within their documented bounds.
+// FuzzParams proves that parsing any query, with any POST body, never
+// panics and yields either an error or settings within their documented
+// bounds.
 func FuzzParams(f *testing.F) {
 	for _, q := range []string{"", "interval=250ms&count=10&size=1024", "count=1&count=2", "interval=%zz",
 		"size=1048577", "delay=0&count=10000", "interval=1h", "count=-0", "size=+5", "interval=9223372036854775807ns"} {
-		f.Add(q)
+		f.Add(q, "")
+	}
+	for _, body := range []string{`{"count":20,"delay":"50ms","size":0}`, `{"count":1e3}`, `{"count":"20"}`, `[1]`,
+		`{"interval":"1s"} {}`, `{"count":20,"count":30}`, `{"heartbeat":null}`, `{"size":1048577}`} {
+		f.Add("count=20", body)
 	}
 	h := New()
-	f.Fuzz(func(t *testing.T, rawQuery string) {
-		if p, err := h.parseEventsParams(rawQuery); err == nil {
+	f.Fuzz(func(t *testing.T, rawQuery, body string) {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		r.URL.RawQuery = rawQuery
+		if p, err := mergedParams(h, httptest.NewRecorder(), r, eventsParamNames, h.parseEventsParams); err == nil {
 			if p.interval < minInterval || p.interval > maxInterval || p.count < 0 || p.count > maxEventsCount ||
 				p.size < 0 || p.size > maxSize {
-				t.Fatalf("parseEventsParams(%q) = %+v: out of bounds", rawQuery, p)
+				t.Fatalf("events %q %q = %+v: out of bounds", rawQuery, body, p)
 			}
 		}
-		if p, err := h.parseFastParams(rawQuery); err == nil {
+		r = httptest.NewRequest("POST", "/", strings.NewReader(body))
+		r.URL.RawQuery = rawQuery
+		if p, err := mergedParams(h, httptest.NewRecorder(), r, fastParamNames, h.parseFastParams); err == nil {
 			if p.count < 1 || p.count > maxFastCount || p.delay < 0 || p.delay > maxFastDelay {
-				t.Fatalf("parseFastParams(%q) = %+v: out of bounds", rawQuery, p)
+				t.Fatalf("fast %q %q = %+v: out of bounds", rawQuery, body, p)
 			}
 		}
 	})

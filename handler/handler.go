@@ -1,9 +1,14 @@
 // Package handler serves tickstream's routes as a plain http.Handler:
 //
-//	GET /health       {"status":"healthy"}
-//	GET /events       an endless text/event-stream of "tick" events
-//	GET /stream/fast  a burst of 100 events, then a "done" event
-//	GET /             an HTML page that shows the events live
+//	GET /health            {"status":"healthy"}
+//	GET /time              the server's clock, to the microsecond
+//	GET|POST /events       an endless text/event-stream of "tick" events
+//	GET|POST /stream/fast  a burst of 100 events, then a "done" event
+//	GET /                  an HTML page that shows the events live
+//
+// The stream routes take their parameters in the query or, for a POST (as
+// LLM token streams and MCP's Streamable HTTP are answered), as the members
+// of a JSON object in the body, such as {"count":20,"delay":"50ms"}.
 //
 // The handler opens no sockets and keeps no global state, so it can be
 // mounted in any server, under any prefix, and runs under WebAssembly.
@@ -29,6 +34,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/tickstream/tickstream/internal/clock"
 )
 
 // Defaults for the options.
@@ -40,6 +47,7 @@ const (
 	defaultMaxStreams   = 10_000
 	defaultWriteTimeout = 10 * time.Second
 	defaultHeartbeat    = 15 * time.Second
+	defaultBodyTimeout  = 5 * time.Second
 )
 
 // Handler serves the routes. Create one with New; it is safe for concurrent
@@ -53,6 +61,7 @@ type Handler struct {
 	maxStreams   int
 	writeTimeout time.Duration
 	heartbeat    time.Duration
+	bodyTimeout  time.Duration
 	origins      map[string]bool  // nil: CORS is off
 	detached     *detachedStreams // nil: streams stay with net/http
 	logger       *slog.Logger
@@ -107,6 +116,15 @@ func WithWriteTimeout(d time.Duration) Option {
 // disables heartbeats.
 func WithHeartbeat(d time.Duration) Option {
 	return func(h *Handler) { h.heartbeat = max(d, 0) }
+}
+
+// WithBodyTimeout sets how long a POST stream request's body may take to
+// arrive (default 5s, the runner's -read-header-timeout): a body not
+// complete by then gets 408 Request Timeout and its connection is closed.
+// Zero waits as long as the server lets it. It needs a ResponseWriter that
+// supports http.ResponseController.SetReadDeadline, as net/http's does.
+func WithBodyTimeout(d time.Duration) Option {
+	return func(h *Handler) { h.bodyTimeout = max(d, 0) }
 }
 
 // WithAllowedOrigins turns on CORS for the listed origins (such as
@@ -165,6 +183,7 @@ func New(opts ...Option) *Handler {
 		maxStreams:   defaultMaxStreams,
 		writeTimeout: defaultWriteTimeout,
 		heartbeat:    defaultHeartbeat,
+		bodyTimeout:  defaultBodyTimeout,
 	}
 	for _, opt := range opts {
 		opt(h)
@@ -177,14 +196,18 @@ func New(opts ...Option) *Handler {
 	h.mux.HandleFunc("GET /page.js", h.pageScript)
 	h.mux.HandleFunc("GET /page.css", h.pageStyle)
 	h.mux.HandleFunc("GET /health", h.health)
+	h.mux.HandleFunc("GET /time", h.now)
 	h.mux.HandleFunc("GET /events", h.events)
+	h.mux.HandleFunc("POST /events", h.events)
 	h.mux.HandleFunc("GET /stream/fast", h.fast)
+	h.mux.HandleFunc("POST /stream/fast", h.fast)
 	return h
 }
 
 // ServeHTTP dispatches the request to its route. An unknown path gets 404 and
-// a method other than GET or HEAD gets 405 with an Allow header, both with a
-// JSON error body. No route takes a request body: a request that announces
+// a method the route does not take gets 405 with an Allow header, both with
+// a JSON error body. Only a POST to a stream route takes a request body (at
+// most 64 KiB, within the body timeout): any other request that announces
 // one gets 400 (or the 404 or 405 it would get anyway), and its body is
 // never read or waited for. With allowed origins set, it answers CORS
 // preflight requests from them.
@@ -204,18 +227,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r = r2
 	}
-	if r.ContentLength != 0 {
+	_, pattern := h.mux.Handler(r)
+	refuseBody := r.ContentLength != 0 && !strings.HasPrefix(pattern, http.MethodPost+" ")
+	if refuseBody {
 		leaveBodyUnread(w, r)
 	}
 	if h.origins != nil && h.cors(w, r) {
 		return
 	}
-	if _, pattern := h.mux.Handler(r); pattern == "" {
+	if pattern == "" {
 		h.noRoute(w, r)
 		return
 	}
-	if r.ContentLength != 0 {
-		writeError(w, r, http.StatusBadRequest, "request body not allowed: no route takes one")
+	if refuseBody {
+		writeError(w, r, http.StatusBadRequest, "request body not allowed: only POST /events and POST /stream/fast take one")
 		return
 	}
 	h.mux.ServeHTTP(w, r)
@@ -262,20 +287,32 @@ func leaveBodyUnread(w http.ResponseWriter, r *http.Request) {
 	http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0)) //nolint:errcheck
 }
 
-// served reports whether r's path is one of the routes.
-func (h *Handler) served(r *http.Request) bool {
+// served reports whether r's path is one of the routes for method.
+func (h *Handler) served(r *http.Request, method string) bool {
 	probe := r.Clone(r.Context())
-	probe.Method = http.MethodGet
+	probe.Method = method
 	_, pattern := h.mux.Handler(probe)
 	return pattern != ""
 }
 
+// allowed returns the methods r's path is served for, as an Allow header
+// lists them, and in words; "" if none.
+func (h *Handler) allowed(r *http.Request) (header, words string) {
+	switch {
+	case h.served(r, http.MethodPost):
+		return "GET, HEAD, POST", "GET, HEAD or POST"
+	case h.served(r, http.MethodGet):
+		return "GET, HEAD", "GET or HEAD"
+	}
+	return "", ""
+}
+
 // noRoute answers a request that matches no route: 405 if the path is served
-// for GET, 404 otherwise.
+// for other methods, 404 otherwise.
 func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
-	if h.served(r) {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use GET or HEAD")
+	if allow, words := h.allowed(r); allow != "" {
+		w.Header().Set("Allow", allow)
+		writeError(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+words)
 		return
 	}
 	writeError(w, r, http.StatusNotFound, "no route for path "+r.URL.Path)
@@ -296,13 +333,17 @@ func (h *Handler) cors(w http.ResponseWriter, r *http.Request) (answered bool) {
 	} else {
 		hdr.Set("Access-Control-Allow-Origin", origin)
 	}
-	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" || !h.served(r) {
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	allow, _ := h.allowed(r)
+	if allow == "" {
 		return false
 	}
 	// EventSource sends Last-Event-ID when it reconnects, which makes its
-	// cross-origin request need a preflight.
-	hdr.Set("Access-Control-Allow-Methods", "GET, HEAD")
-	hdr.Set("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control")
+	// cross-origin request need a preflight; so does a fetch that POSTs JSON.
+	hdr.Set("Access-Control-Allow-Methods", allow)
+	hdr.Set("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control, Content-Type")
 	hdr.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
 	return true
@@ -312,6 +353,20 @@ var healthBody = []byte(`{"status":"healthy"}`)
 
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, healthBody)
+}
+
+// timeLayout is RFC 3339 in UTC with exactly six fractional digits.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+// now serves GET /time: {"time":"2000-01-01T00:00:00.000000Z"}, the
+// server's clock when it answered, to the microsecond, so that a client can
+// relate it to its own (as the path check does, NTP-style, to measure how
+// late events arrive). Nothing in it is about the client.
+func (h *Handler) now(w http.ResponseWriter, r *http.Request) {
+	now := clock.From(r.Context())()
+	body := append([]byte(`{"time":"`), now.UTC().AppendFormat(nil, timeLayout)...)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, r, http.StatusOK, append(body, `"}`...))
 }
 
 // writeError answers with status and a JSON body {"error": msg}.

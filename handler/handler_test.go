@@ -27,7 +27,7 @@ func TestGolden(t *testing.T) {
 	for _, gc := range wiretest.Cases {
 		t.Run(gc.File, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				req := httptest.NewRequest(gc.Method, gc.Path, nil)
+				req := httptest.NewRequest(gc.Method, gc.Path, strings.NewReader(gc.Body))
 				req.Header = gc.Request("").Header
 				run := time.Hour // long enough for any stream that ends by itself
 				if gc.Frames > 0 {
@@ -317,14 +317,24 @@ func TestHeadEndsAtOnce(t *testing.T) {
 }
 
 func TestMethodNotAllowed(t *testing.T) {
-	for _, path := range []string{"/", "/health", "/events", "/stream/fast", "/page.js"} {
-		for _, method := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"} {
-			rec := httptest.NewRecorder()
-			handler.New().ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader("x")))
-			want := fmt.Sprintf(`{"error":"method %s not allowed; use GET or HEAD"}`, method)
-			if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" || rec.Body.String() != want {
-				t.Errorf("%s %s: %d Allow=%q %s; want 405 Allow=\"GET, HEAD\" %s",
-					method, path, rec.Code, rec.Header().Get("Allow"), rec.Body, want)
+	for _, tt := range []struct {
+		paths   []string
+		methods []string
+		allow   string
+		words   string
+	}{
+		{[]string{"/", "/health", "/time", "/page.js"}, []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"}, "GET, HEAD", "GET or HEAD"},
+		{[]string{"/events", "/stream/fast"}, []string{"PUT", "DELETE", "PATCH", "OPTIONS", "BREW"}, "GET, HEAD, POST", "GET, HEAD or POST"},
+	} {
+		for _, path := range tt.paths {
+			for _, method := range tt.methods {
+				rec := httptest.NewRecorder()
+				handler.New().ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader("x")))
+				want := fmt.Sprintf(`{"error":"method %s not allowed; use %s"}`, method, tt.words)
+				if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != tt.allow || rec.Body.String() != want {
+					t.Errorf("%s %s: %d Allow=%q %s; want 405 Allow=%q %s",
+						method, path, rec.Code, rec.Header().Get("Allow"), rec.Body, tt.allow, want)
+				}
 			}
 		}
 	}

@@ -411,16 +411,18 @@ func TestCORS(t *testing.T) {
 	}{
 		{"off: GET", handler.New(), get("https://app.example"), result{Code: 200}},
 		{"off: preflight", handler.New(), preflight("https://app.example", "/events"),
-			result{Code: 405, Err: "method OPTIONS not allowed; use GET or HEAD"}},
+			result{Code: 405, Err: "method OPTIONS not allowed; use GET, HEAD or POST"}},
 		{"listed origin: GET", allowed, get("https://app.example"),
 			result{Code: 200, AllowOrigin: "https://app.example", Vary: "Origin"}},
 		{"listed origin: preflight", allowed, preflight("https://app.example", "/events"),
+			result{Code: 204, AllowOrigin: "https://app.example", AllowMethods: "GET, HEAD, POST", Vary: "Origin"}},
+		{"listed origin: preflight of /health", allowed, preflight("https://app.example", "/health"),
 			result{Code: 204, AllowOrigin: "https://app.example", AllowMethods: "GET, HEAD", Vary: "Origin"}},
 		{"listed origin: preflight of unknown path", allowed, preflight("https://app.example", "/nope"),
 			result{Code: 404, AllowOrigin: "https://app.example", Vary: "Origin", Err: "no route for path /nope"}},
 		{"other origin: GET", allowed, get("https://evil.example"), result{Code: 200, Vary: "Origin"}},
 		{"other origin: preflight", allowed, preflight("https://evil.example", "/events"),
-			result{Code: 405, Vary: "Origin", Err: "method OPTIONS not allowed; use GET or HEAD"}},
+			result{Code: 405, Vary: "Origin", Err: "method OPTIONS not allowed; use GET, HEAD or POST"}},
 		{"origin differing in case", allowed, get("https://APP.example"), result{Code: 200, Vary: "Origin"}},
 		{"no origin", allowed, httptest.NewRequest("GET", "/health", nil), result{Code: 200, Vary: "Origin"}},
 		{"any origin", anyOrigin, get("https://x.example"), result{Code: 200, AllowOrigin: "*", Vary: "Origin"}},
@@ -447,8 +449,8 @@ func TestCORS(t *testing.T) {
 	}
 }
 
-// TestRequestBodyRefused: no route takes a body. A request that announces
-// one gets 400 (or the 404 or 405 it would get anyway) and, over HTTP/1.x,
+// TestRequestBodyRefused: only a POST to a stream route takes a body. Any
+// other request that announces one gets 400 (or the 404 or 405 it would get anyway) and, over HTTP/1.x,
 // Connection: close; the body is never read.
 func TestRequestBodyRefused(t *testing.T) {
 	for _, tt := range []struct {
@@ -457,9 +459,9 @@ func TestRequestBodyRefused(t *testing.T) {
 		header         http.Header
 		msg            string
 	}{
-		{"GET", "/health", 400, nil, "request body not allowed: no route takes one"},
-		{"GET", "/events", 400, nil, "request body not allowed: no route takes one"},
-		{"HEAD", "/stream/fast", 400, nil, "request body not allowed: no route takes one"},
+		{"GET", "/health", 400, nil, "request body not allowed: only POST /events and POST /stream/fast take one"},
+		{"GET", "/events", 400, nil, "request body not allowed: only POST /events and POST /stream/fast take one"},
+		{"HEAD", "/stream/fast", 400, nil, "request body not allowed: only POST /events and POST /stream/fast take one"},
 		{"POST", "/health", 405, http.Header{"Allow": {"GET, HEAD"}}, "method POST not allowed; use GET or HEAD"},
 		{"GET", "/upload", 404, nil, "no route for path /upload"},
 	} {
@@ -507,3 +509,77 @@ func (r *readCounter) Read(p []byte) (int, error) {
 }
 
 func (r *readCounter) Close() error { return nil }
+
+// TestPostBodies lists what a POST stream's body may be and what each bad
+// one gets: the members set the query's parameters, and a body that is not
+// a JSON object of them is refused with the reason.
+func TestPostBodies(t *testing.T) {
+	for _, tt := range []struct {
+		target, body string
+		status       int
+		want         string // the error message, or the stream's first event's data
+	}{
+		{"/stream/fast", ``, 200, `{"seq":0,"ts":"2000-01-01T00:00:00.000Z"}`},
+		{"/stream/fast", ` {} `, 200, `{"seq":0,"ts":"2000-01-01T00:00:00.000Z"}`},
+		{"/stream/fast", `null`, 200, `{"seq":0,"ts":"2000-01-01T00:00:00.000Z"}`},
+		{"/stream/fast", `{"size":60}`, 200, `{"seq":0,"ts":"2000-01-01T00:00:00.000Z","pad":".........."}`},
+		{"/stream/fast?size=60", `{"size":60}`, 200, `{"seq":0,"ts":"2000-01-01T00:00:00.000Z","pad":".........."}`},
+		{"/stream/fast?delay=50ms", `{"delay":"0.05s"}`, 200, `{"seq":0,"ts":"2000-01-01T00:00:00.000Z"}`},
+		{"/events", `{"count":"2"}`, 200, `{"id":1,"timestamp":"2000-01-01T00:00:00.000Z","message":"Event #1"}`},
+		{"/stream/fast?size=60", `{"size":61}`, 400, `size: the query says "60" and the body "61"; give it once`},
+		{"/stream/fast?count=0", `{"count":1}`, 400, `count: "0" is not a whole number from 1 to 10000`},
+		{"/stream/fast", `{"count":0}`, 400, `request body: count: "0" is not a whole number from 1 to 10000`},
+		{"/stream/fast", `{"count":2.5}`, 400, `request body: count: "2.5" is not a whole number from 1 to 10000`},
+		{"/stream/fast", `{"delay":50}`, 400, `request body: delay: "50" is not a duration from 0s to 1m (such as 250ms or 2s)`},
+		{"/stream/fast", `{"count":true}`, 400, `request body: count: want a number or a string`},
+		{"/stream/fast", `{"count":[1]}`, 400, `request body: count: want a number or a string`},
+		{"/stream/fast", `{"interval":"1s"}`, 400, `request body: unknown member "interval"; the members are count, delay, size, heartbeat`},
+		{"/events", `{"delay":"1s"}`, 400, `request body: unknown member "delay"; the members are interval, count, size, heartbeat`},
+		{"/events", `[{"count":1}]`, 400, `request body: want a JSON object such as {"count":20}, not array`},
+		{"/events", `"count=1"`, 400, `request body: want a JSON object such as {"count":20}, not string`},
+		{"/events", `{"count":1`, 400, `request body: invalid JSON: unexpected EOF`},
+		{"/events", `{"count":1} {"count":2}`, 400, `request body: invalid JSON: more than one value`},
+		{"/events", `count=1`, 400, `request body: invalid JSON: invalid character 'c' looking for beginning of value`},
+		{"/events", `{"count":1}` + strings.Repeat(" ", 64<<10), 413, `request body over 64 KiB; send a JSON object such as {"count":20}`},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			req := httptest.NewRequest("POST", tt.target, strings.NewReader(tt.body))
+			rec := serveFor(handler.New(), req, 10*time.Millisecond)
+			got := ""
+			if rec.Code == 200 {
+				if events := wiretest.Events(rec.Body.Bytes()); len(events) > 0 {
+					got = events[0].Data
+				}
+			} else {
+				var body struct{ Error string }
+				json.Unmarshal(rec.Body.Bytes(), &body)
+				got = body.Error
+			}
+			if rec.Code != tt.status || got != tt.want {
+				t.Errorf("POST %s %.40q: %d %q, want %d %q", tt.target, tt.body, rec.Code, got, tt.status, tt.want)
+			}
+		})
+	}
+}
+
+// TestPostStreamsAsGet: a POST whose body sets the parameters streams the
+// same bytes as the GET whose query does.
+func TestPostStreamsAsGet(t *testing.T) {
+	for _, tt := range []struct{ get, post, body string }{
+		{"/stream/fast?count=3&delay=10ms&size=80", "/stream/fast", `{"count":3,"delay":"10ms","size":80}`},
+		{"/events?count=3&interval=250ms&heartbeat=0", "/events?heartbeat=0", `{"count":3,"interval":"250ms"}`},
+	} {
+		var bodies [2]string
+		for i, req := range []*http.Request{
+			httptest.NewRequest("GET", tt.get, nil),
+			httptest.NewRequest("POST", tt.post, strings.NewReader(tt.body)),
+		} {
+			synctest.Test(t, func(t *testing.T) {
+				bodies[i] = serveFor(handler.New(), req, time.Hour).Body.String()
+			})
+		}
+		if bodies[0] == "" || bodies[0] != bodies[1] {
+			t.Errorf("GET %s and POST %s %s differ:\n%s\n%s", tt.get, tt.post, tt.body, bodies[0], bodies[1])
+		}
+	}
+}

@@ -1,8 +1,16 @@
 package handler
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,8 +44,15 @@ type fastParams struct {
 	heartbeat time.Duration // the longest silence before a comment; 0: none
 }
 
-func (h *Handler) parseEventsParams(rawQuery string) (eventsParams, error) {
-	q := newQuery(rawQuery)
+// The parameters each stream route takes, in its query or, for a POST, as
+// the members of a JSON object in its body.
+var (
+	eventsParamNames = []string{"interval", "count", "size", "heartbeat"}
+	fastParamNames   = []string{"count", "delay", "size", "heartbeat"}
+)
+
+func (h *Handler) parseEventsParams(values url.Values) (eventsParams, error) {
+	q := &query{values: values}
 	p := eventsParams{
 		interval:  q.duration("interval", h.interval, minInterval, maxInterval),
 		count:     q.int("count", 0, 1, maxEventsCount),
@@ -47,8 +62,8 @@ func (h *Handler) parseEventsParams(rawQuery string) (eventsParams, error) {
 	return p, q.err
 }
 
-func (h *Handler) parseFastParams(rawQuery string) (fastParams, error) {
-	q := newQuery(rawQuery)
+func (h *Handler) parseFastParams(values url.Values) (fastParams, error) {
+	q := &query{values: values}
 	p := fastParams{
 		count:     q.int("count", defaultFastCount, 1, maxFastCount),
 		delay:     q.duration("delay", h.fastDelay, 0, maxFastDelay),
@@ -58,20 +73,12 @@ func (h *Handler) parseFastParams(rawQuery string) (fastParams, error) {
 	return p, q.err
 }
 
-// A query reads a request's query parameters, keeping the first error: after
+// A query reads a request's parameters, keeping the first error: after
 // one, every read returns its default. Parameters it is not asked for are
 // ignored.
 type query struct {
 	values url.Values
 	err    error
-}
-
-func newQuery(raw string) *query {
-	values, err := url.ParseQuery(raw)
-	if err != nil {
-		return &query{err: fmt.Errorf("malformed query string: %w", err)}
-	}
-	return &query{values: values}
 }
 
 // value returns the one value of the parameter name, if it is given.
@@ -154,4 +161,151 @@ func clip(s string) string {
 		return s
 	}
 	return s[:max] + "..."
+}
+
+// maxBodyBytes bounds a stream request's body: a JSON object of a few
+// parameters needs a few dozen bytes.
+const maxBodyBytes = 64 << 10
+
+// A requestError is a request the handler refuses, with its status.
+type requestError struct {
+	status int
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) *requestError {
+	return &requestError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+// streamParams reads the parameters of a stream route (names, read by
+// parse) from r's query and, for a POST, from the members of the JSON
+// object in its body. A parameter may be given in both only with the same
+// value. On a bad request it answers r and reports false.
+func streamParams[P comparable](h *Handler, w http.ResponseWriter, r *http.Request, names []string, parse func(url.Values) (P, error)) (P, bool) {
+	p, err := mergedParams(h, w, r, names, parse)
+	if err != nil {
+		var re *requestError
+		if !errors.As(err, &re) {
+			re = badRequest("%s", err)
+		}
+		writeError(w, r, re.status, re.msg)
+		return p, false
+	}
+	return p, true
+}
+
+func mergedParams[P comparable](h *Handler, w http.ResponseWriter, r *http.Request, names []string, parse func(url.Values) (P, error)) (P, error) {
+	var zero P
+	values, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return zero, fmt.Errorf("malformed query string: %w", err)
+	}
+	if r.Method != http.MethodPost {
+		return parse(values)
+	}
+	if _, err := parse(values); err != nil {
+		return zero, err
+	}
+	body, err := h.readBody(w, r)
+	if err != nil {
+		return zero, err
+	}
+	members, err := bodyValues(body, names)
+	if err != nil {
+		return zero, err
+	}
+	if _, err := parse(members); err != nil {
+		return zero, badRequest("request body: %s", err)
+	}
+	for _, name := range names {
+		inBody, ok := members[name]
+		if !ok {
+			continue
+		}
+		if inQuery, ok := values[name]; ok {
+			// Both parse alone; they must mean the same (50ms and 0.05s do).
+			q, _ := parse(url.Values{name: inQuery})
+			b, _ := parse(url.Values{name: inBody})
+			if q != b {
+				return zero, badRequest("%s: the query says %q and the body %q; give it once", name, clip(inQuery[0]), clip(inBody[0]))
+			}
+		}
+		values[name] = inBody
+	}
+	return parse(values)
+}
+
+// readBody reads r's body, at most maxBodyBytes of it, within the handler's
+// body timeout. A body announced larger is refused at once, unread; one that
+// grows larger, or does not arrive in time, is refused when it does. Every
+// refusal closes the connection, so nothing left of the body is read as a
+// next request.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength == 0 {
+		return nil, nil
+	}
+	tooLarge := &requestError{http.StatusRequestEntityTooLarge, "request body over 64 KiB; send a JSON object such as {\"count\":20}"}
+	if r.ContentLength > maxBodyBytes {
+		leaveBodyUnread(w, r)
+		return nil, tooLarge
+	}
+	rc := http.NewResponseController(w)
+	// A writer without deadlines (http.ErrNotSupported) has its body at
+	// hand: a Lambda event's, or a test's.
+	timed := h.bodyTimeout > 0 && rc.SetReadDeadline(time.Now().Add(h.bodyTimeout)) == nil
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if timed {
+		rc.SetReadDeadline(time.Time{}) //nolint:errcheck // set a moment ago
+	}
+	if err == nil {
+		return body, nil
+	}
+	leaveBodyUnread(w, r)
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return nil, tooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, &requestError{http.StatusRequestTimeout, "request body not complete within " + formatDuration(h.bodyTimeout)}
+	}
+	return nil, badRequest("reading the request body: %s", err)
+}
+
+// bodyValues reads a stream request's body: empty, or a JSON object whose
+// members are among names, each a string or a number, which it returns as
+// query values.
+func bodyValues(body []byte, names []string) (url.Values, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var members map[string]any
+	if err := dec.Decode(&members); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, badRequest(`request body: want a JSON object such as {"count":20}, not %s`, typeErr.Value)
+		}
+		return nil, badRequest("request body: invalid JSON: %s", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badRequest("request body: invalid JSON: more than one value")
+	}
+	values := make(url.Values, len(members))
+	for _, name := range slices.Sorted(maps.Keys(members)) {
+		if !slices.Contains(names, name) {
+			return nil, badRequest("request body: unknown member %q; the members are %s", clip(name), strings.Join(names, ", "))
+		}
+		switch v := members[name].(type) {
+		case string:
+			values[name] = []string{v}
+		case json.Number:
+			values[name] = []string{v.String()}
+		default:
+			return nil, badRequest("request body: %s: want a number or a string", name)
+		}
+	}
+	return values, nil
 }

@@ -20,16 +20,15 @@ const maxEventID = 1<<53 - 1
 // heartbeatFrame never changes: it is encoded once.
 var heartbeatFrame = mustEncode(sse.AppendComment(nil, "keepalive"))
 
-// events serves GET /events: "tick" events with ids from 1, the first at
+// events serves GET and POST /events: "tick" events with ids from 1, the first at
 // once, then one per interval, until the request's context is done or, with
 // count, the event with id count has been sent. A request carrying a valid
 // Last-Event-ID resumes after it; one that shows the stream finished (an id
 // of count or more) gets 204 No Content, which tells EventSource clients to
 // stop reconnecting.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
-	p, err := h.parseEventsParams(r.URL.RawQuery)
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, err.Error())
+	p, ok := streamParams(h, w, r, eventsParamNames, h.parseEventsParams)
+	if !ok {
 		return
 	}
 	id := int64(1)
@@ -67,15 +66,14 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// fast serves GET /stream/fast: count events (seq 0 to count-1, each with
+// fast serves GET and POST /stream/fast: count events (seq 0 to count-1, each with
 // its seq as id) delay apart, then a "done" event with id count after one
 // more delay, and the response ends. A request carrying a valid
 // Last-Event-ID resumes after it; one that shows the burst finished (an id
 // of count or more) gets 204 No Content.
 func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
-	p, err := h.parseFastParams(r.URL.RawQuery)
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, err.Error())
+	p, ok := streamParams(h, w, r, fastParamNames, h.parseFastParams)
+	if !ok {
 		return
 	}
 	first := int64(0)

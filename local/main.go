@@ -89,6 +89,8 @@ func (cfg config) handlerOptions() []handler.Option {
 		handler.WithMaxStreams(cfg.maxStreams),
 		handler.WithWriteTimeout(cfg.writeTimeout),
 		handler.WithHeartbeat(cfg.heartbeat),
+		// A POST stream's body has as long as its header had.
+		handler.WithBodyTimeout(cfg.readHeaderTimeout),
 	}
 	if len(cfg.corsOrigins) > 0 {
 		opts = append(opts, handler.WithAllowedOrigins(cfg.corsOrigins...))
@@ -122,7 +124,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.DurationVar(&cfg.grace, "grace", 5*time.Second, "on SIGINT or SIGTERM, wait this long for open streams to end before closing them")
 	cfg.logLevel = slog.LevelInfo
 	fs.Var(levelFlag{&cfg.logLevel}, "log-level", "log `level`: debug, info, warn or error")
-	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "close connections whose request header takes longer than this")
+	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "close connections whose request header, or a POST stream's body, takes longer than this")
 	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "serve at most this many streams at once; more get 503")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", defaultWriteTimeout, "drop a stream whose client stopped taking writes, half to all of this later (0: never)")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", defaultHeartbeat, "send a keepalive comment on streams silent this long (0: never)")

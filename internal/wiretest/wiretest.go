@@ -219,6 +219,7 @@ type Case struct {
 	Method string
 	Path   string
 	Header http.Header
+	Body   string // the request's body, for a POST
 
 	// Frames is how many frames a client reads from an endless stream before
 	// it leaves; 0 means the response ends by itself.
@@ -235,6 +236,7 @@ type Case struct {
 var Cases = []Case{
 	{File: "health.golden", Method: "GET", Path: "/health"},
 	{File: "health-head.golden", Method: "HEAD", Path: "/health"},
+	{File: "time.golden", Method: "GET", Path: "/time"},
 	{File: "events.golden", Method: "GET", Path: "/events", Frames: 5, Period: time.Second},
 	{File: "events-resume.golden", Method: "GET", Path: "/events", Frames: 3, Period: time.Second,
 		Header: http.Header{"Last-Event-Id": {"41"}}},
@@ -249,14 +251,24 @@ var Cases = []Case{
 	{File: "fast-finished.golden", Method: "GET", Path: "/stream/fast",
 		Header: http.Header{"Last-Event-Id": {"100"}}},
 	{File: "fast-head.golden", Method: "HEAD", Path: "/stream/fast"},
+	{File: "fast-post.golden", Method: "POST", Path: "/stream/fast?size=64", Period: 50 * time.Millisecond,
+		Body: `{"count":5,"delay":"50ms","size":64}`},
+	{File: "events-post.golden", Method: "POST", Path: "/events", Period: time.Second,
+		Body: `{"count":3,"interval":"1s"}`, Header: http.Header{"Content-Type": {"application/json"}}},
+	{File: "post-disagree.golden", Method: "POST", Path: "/stream/fast?count=5", Body: `{"count":6}`},
+	{File: "post-unknown-member.golden", Method: "POST", Path: "/events", Body: `{"count":3,"speed":"fast"}`},
 	{File: "not-found.golden", Method: "GET", Path: "/nope"},
-	{File: "method-not-allowed.golden", Method: "POST", Path: "/events"},
+	{File: "method-not-allowed.golden", Method: "POST", Path: "/health"},
 }
 
 // Request returns a new client request for c against baseURL ("" for a
 // server-side request).
 func (c Case) Request(baseURL string) *http.Request {
-	req, err := http.NewRequest(c.Method, baseURL+c.Path, nil)
+	var body io.Reader
+	if c.Body != "" {
+		body = strings.NewReader(c.Body)
+	}
+	req, err := http.NewRequest(c.Method, baseURL+c.Path, body)
 	if err != nil {
 		panic(err) // the cases are constants
 	}

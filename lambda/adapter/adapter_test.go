@@ -202,7 +202,7 @@ func TestGolden(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), run+margin)
 					defer cancel()
 					a := adapter.New(handler.New(), adapter.WithDeadlineMargin(margin))
-					resp, err := a.Invoke(ctx, kind.event(gc.Method, gc.Path, gc.Header))
+					resp, err := a.Invoke(ctx, withBody(kind.event(gc.Method, gc.Path, gc.Header), gc.Body))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -215,6 +215,24 @@ func TestGolden(t *testing.T) {
 			})
 		}
 	}
+}
+
+// withBody returns event with body as its (plain text) body: every HTTP
+// event source carries it in "body", with "isBase64Encoded" false.
+func withBody(event json.RawMessage, body string) json.RawMessage {
+	if body == "" {
+		return event
+	}
+	var m map[string]any
+	if err := json.Unmarshal(event, &m); err != nil {
+		panic(err) // the builders' own JSON
+	}
+	m["body"], m["isBase64Encoded"] = body, false
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // requestSeen is what a handler sees of a request.
