@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
+	"github.com/tickstream/tickstream/internal/browsertest"
 	gosse "github.com/tmaxmax/go-sse"
 )
 
@@ -123,7 +124,7 @@ func withClosed(events [][]string, last string) [][]string {
 // EventSource, on a page of the runner's origin: every event once, no
 // heartbeat shown, and the source closed by the 204.
 func TestChromiumSeesFinishedStreamsOnce(t *testing.T) {
-	ctx, _ := newBrowser(t)
+	ctx, _ := browsertest.New(t)
 	r := startRunner(t, nil)
 	if err := chromedp.Do(ctx, chromedp.Navigate(r.url+"/health")); err != nil {
 		t.Fatal(err)
@@ -142,7 +143,7 @@ window.sourcesClosed = 0; // (window.closed is the window's own)
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](follow)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, "every source closed", fmt.Sprintf("window.sourcesClosed === %d", len(finishedStreams)))
+	browsertest.WaitFor(ctx, t, "every source closed", fmt.Sprintf("window.sourcesClosed === %d", len(finishedStreams)))
 	got, err := chromedp.Run(ctx, chromedp.Evaluate[[][]string](`window.seen`))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,8 @@
-// Package proxytest runs real reverse proxies from the operating system
-// (nginx, HAProxy) on loopback in front of a test's upstream, so that tests
-// can prove what a proxy does to streams instead of trusting its
-// documentation. Each proxy is stopped when the test ends.
+// Package proxytest runs real proxies from the operating system (nginx,
+// HAProxy, Apache httpd, Caddy, Varnish, and Squid as a forward proxy) on
+// loopback in front of a test's upstream, so that tests can prove what a
+// proxy does to streams instead of trusting its documentation. Each proxy
+// is stopped when the test ends.
 //
 // Where a proxy is not installed the test fails with the command that
 // installs it, unless SkipEnv is set (CI never sets it).
@@ -82,6 +83,100 @@ backend tickstream
 	return "http://" + addr
 }
 
+// Apache runs Apache httpd (mpm_event, mod_proxy_http) in front of
+// upstream (host:port) with the smallest reverse-proxy configuration,
+// serverConf added to it, and returns its base URL. The modules for
+// compression (filter, deflate, brotli) and headers are loaded, so that
+// serverConf can turn them on.
+func Apache(t *testing.T, upstream, serverConf string) string {
+	t.Helper()
+	bin := find(t, "apache2", "apache2")
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	mod := func(name, file string) string {
+		return "LoadModule " + name + "_module /usr/lib/apache2/modules/mod_" + file + ".so\n"
+	}
+	conf := "ServerRoot " + dir + "\nListen " + addr + "\nPidFile " + dir + "/httpd.pid\n" +
+		"ErrorLog " + dir + "/error.log\nLogLevel warn\nMutex file:" + dir + "\nDefaultRuntimeDir " + dir + "\n" +
+		"ServerName 127.0.0.1\nUser nobody\nGroup nogroup\n" +
+		mod("mpm_event", "mpm_event") + mod("authz_core", "authz_core") + mod("proxy", "proxy") + mod("proxy_http", "proxy_http") +
+		mod("filter", "filter") + mod("deflate", "deflate") + mod("brotli", "brotli") + mod("headers", "headers") + mod("env", "env") +
+		"ProxyPass / http://" + upstream + "/\n" + serverConf + "\n"
+	confFile := filepath.Join(dir, "httpd.conf")
+	start(t, confFile, conf, addr, filepath.Join(dir, "error.log"), bin, "-DFOREGROUND", "-f", confFile)
+	return "http://" + addr
+}
+
+// Caddy runs Caddy in front of upstream (host:port) with the smallest
+// reverse-proxy Caddyfile, siteConf added to its site block before
+// reverse_proxy, and returns its base URL.
+func Caddy(t *testing.T, upstream, siteConf string) string {
+	t.Helper()
+	bin := find(t, "caddy", "caddy")
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n}\nhttp://%[1]s {\n\tbind 127.0.0.1\n\t%[3]s\n\treverse_proxy %[2]s\n}\n",
+		addr, upstream, siteConf)
+	confFile := filepath.Join(dir, "Caddyfile")
+	t.Setenv("HOME", dir)
+	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	start(t, confFile, conf, addr, "", bin, "run", "--config", confFile, "--adapter", "caddyfile")
+	return "http://" + addr
+}
+
+// Varnish runs Varnish in front of upstream (host:port) with the smallest
+// VCL (its backend), vcl added to it, and returns its base URL.
+func Varnish(t *testing.T, upstream, vcl string) string {
+	t.Helper()
+	bin := find(t, "varnishd", "varnish")
+	addr := freeAddr(t)
+	dir := sharedDir(t) // varnishd drops to its own user, which reads and writes there
+	host, port, _ := net.SplitHostPort(upstream)
+	conf := fmt.Sprintf("vcl 4.1;\nbackend default { .host = %q; .port = %q; }\n%s\n", host, port, vcl)
+	confFile := filepath.Join(dir, "default.vcl")
+	start(t, confFile, conf, addr, "", bin, "-F", "-f", confFile, "-a", addr, "-n", filepath.Join(dir, "work"), "-s", "malloc,32m")
+	return "http://" + addr
+}
+
+// SquidForward runs Squid as a forward proxy for loopback clients and
+// returns its URL, for a client to use as its HTTP proxy.
+func SquidForward(t *testing.T) string {
+	t.Helper()
+	bin := find(t, "squid", "squid")
+	addr := freeAddr(t)
+	dir := sharedDir(t) // squid drops to its own user, which writes its logs there
+	conf := fmt.Sprintf(`http_port %[1]s
+http_access allow localhost
+http_access deny all
+pid_filename %[2]s/squid.pid
+cache_log %[2]s/cache.log
+access_log %[2]s/access.log
+coredump_dir %[2]s
+cache_mem 16 MB
+shutdown_lifetime 0 seconds
+`, addr, dir)
+	confFile := filepath.Join(dir, "squid.conf")
+	start(t, confFile, conf, addr, filepath.Join(dir, "cache.log"), bin, "-N", "-f", confFile)
+	return "http://" + addr
+}
+
+// sharedDir returns a new folder that every user may use, removed when the
+// test ends, for a proxy that drops its privileges. (t.TempDir's parent
+// lets no other user in.)
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "proxytest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // find returns the path of the proxy's binary, looking in PATH and in
 // /usr/sbin (where Debian installs both, outside an ordinary user's PATH).
 func find(t *testing.T, name, pkg string) string {
@@ -127,11 +222,15 @@ func start(t *testing.T, confFile, conf, addr, errorLog string, args ...string) 
 	cmd := exec.Command(args[0], args[1:]...)
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	// A proxy's workers (Apache's, Squid's) are its children: the whole
+	// process group is stopped, and the proxy dies with the test binary.
+	cmd.SysProcAttr = processGroup()
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		killGroup(cmd.Process)
 		cmd.Wait()
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
