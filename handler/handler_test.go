@@ -400,7 +400,7 @@ func TestPageURLsAreRelative(t *testing.T) {
 	for _, m := range regexp.MustCompile(`new EventSource\("([^"]*)"\)`).FindAllSubmatch(js, -1) {
 		urls = append(urls, string(m[1]))
 	}
-	want := []string{"data:,", "page.css", "page.js", "health", "events", "stream/fast", "./", "events", "stream/fast"}
+	want := []string{"data:,", "page.css", "page.js", "health", "time", "events", "stream/fast", "./", "events", "stream/fast"}
 	if diff := cmp.Diff(want, urls); diff != "" {
 		t.Errorf("URLs in the page (-want +got):\n%s", diff)
 	}

@@ -82,6 +82,58 @@ function showVerdict(arrivals) {
   out.value = verdict;
   $("burst-hold").textContent = `largest hold ${hold} ms over ${arrivals.length} events`;
   $("burst-advice").hidden = verdict === "live";
+  drawTimeline($("burst-timeline"), arrivals);
+}
+
+// drawTimeline draws each event's arrival (up) against its sending
+// (across), both from the first event's, over the dashed diagonal where
+// they are equal, as `go run ./check -report` draws its timelines: a live
+// path follows the diagonal, a buffer released by size makes uneven steps,
+// one released by a clock a staircase of equal treads. It uses SVG
+// presentation attributes only, which the page's style policy allows.
+function drawTimeline(svg, arrivals) {
+  const ns = "http://www.w3.org/2000/svg";
+  const [width, height, left, bottom, top, right] = [360, 240, 44, 30, 10, 10];
+  const [sent0, at0] = arrivals[0];
+  const points = arrivals.map(([sent, at]) => [sent - sent0, at - at0]);
+  let span = 100;
+  const biggest = Math.max(...points.flat());
+  for (const mult of [2, 2.5, 2, 2, 2.5, 2, 2, 2.5, 2, 2]) {
+    if (span >= biggest) {
+      break;
+    }
+    span *= mult;
+  }
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const x = (ms) => (left + (plotW * Math.max(ms, 0)) / span).toFixed(1);
+  const y = (ms) => (top + plotH * (1 - Math.max(ms, 0) / span)).toFixed(1);
+  const add = (name, attrs, text) => {
+    const el = document.createElementNS(ns, name);
+    for (const [k, v] of Object.entries(attrs)) {
+      el.setAttribute(k, String(v));
+    }
+    if (text !== undefined) {
+      el.textContent = text;
+    }
+    svg.append(el);
+  };
+  svg.replaceChildren();
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  add("rect", { x: left, y: top, width: plotW, height: plotH, fill: "none", stroke: "#999" });
+  add("line", { x1: x(0), y1: y(0), x2: x(span), y2: y(span), stroke: "#999", "stroke-dasharray": "4 3" });
+  for (let i = 0; i <= 4; i++) {
+    const ms = (span * i) / 4;
+    add("text", { x: x(ms), y: height - bottom + 12, "font-size": 10, "text-anchor": "middle", fill: "currentColor" }, String(ms / 1000));
+    add("text", { x: left - 4, y: Number(y(ms)) + 3, "font-size": 10, "text-anchor": "end", fill: "currentColor" }, String(ms / 1000));
+  }
+  add("text", { x: left + plotW / 2, y: height - 4, "font-size": 11, "text-anchor": "middle", fill: "currentColor" }, "sent (s)");
+  add("text", { x: 12, y: top + plotH / 2, "font-size": 11, "text-anchor": "middle", fill: "currentColor",
+    transform: `rotate(-90 12 ${top + plotH / 2})` }, "arrived (s)");
+  add("polyline", { fill: "none", stroke: "#2563eb", "stroke-width": 1.5,
+    points: points.map(([s, a]) => `${x(s)},${y(a)}`).join(" ") });
+  svg.dataset.events = String(points.length);
+  svg.removeAttribute("hidden");
 }
 
 // runBurst reads one /stream/fast burst, timing each event's arrival, and
