@@ -1,7 +1,6 @@
 package main
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,15 +8,23 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
 // A Report is the check's result: one Finding per check, in a fixed order.
 type Report struct {
-	URL    string    `json:"url"`
-	OK     bool      `json:"ok"` // no finding breaks live streaming
-	Checks []Finding `json:"checks"`
+	URL            string    `json:"url"`
+	RedirectedFrom string    `json:"redirected_from,omitempty"` // with -follow: the URL given
+	Proxy          string    `json:"proxy"`                     // the forward proxy used, or "direct"
+	Software       []string  `json:"software,omitempty"`        // what the responses show of the path: nginx, Varnish...
+	OK             bool      `json:"ok"`                        // no finding breaks live streaming
+	Checks         []Finding `json:"checks"`
+
+	probes []probeResult // what -report draws
+	clock  clockEstimate // and on which clock
 }
 
 // A Finding is the result of one check.
@@ -29,70 +36,126 @@ type Finding struct {
 	Fix     string `json:"fix,omitempty"`
 
 	// Figures, where the check measures them.
-	MaxHoldMs      *int64 `json:"max_hold_ms,omitempty"`
-	BlockBytes     int    `json:"block_bytes,omitempty"`
-	ReleaseEveryMs int64  `json:"release_every_ms,omitempty"`
-	CutAfterMs     int64  `json:"cut_after_ms,omitempty"`
+	MaxHoldMs          *int64 `json:"max_hold_ms,omitempty"`
+	BlockBytes         int    `json:"block_bytes,omitempty"`
+	ReleaseEveryMs     int64  `json:"release_every_ms,omitempty"`
+	CutAfterMs         int64  `json:"cut_after_ms,omitempty"`
+	Encoding           string `json:"encoding,omitempty"`
+	RoundTripMs        *int64 `json:"round_trip_ms,omitempty"`
+	FirstEventMs       *int64 `json:"first_event_ms,omitempty"`
+	EventLatencyMs     *int64 `json:"event_latency_ms,omitempty"`
+	ClockUncertaintyMs *int64 `json:"clock_uncertainty_ms,omitempty"`
+
+	problem string // what Fix fixes, to find the setting for the path's software
 }
 
 // errNotTickstream is the error of a URL that answers, but not as
 // tickstream does.
 var errNotTickstream = errors.New("not a tickstream server")
 
+// browserEncodings is the Accept-Encoding Chromium sends with every
+// request, EventSource's and fetch's alike.
+const browserEncodings = "gzip, deflate, br, zstd"
+
+// limits are the check's time limits: no connection may take longer than
+// header to set up, nor any response to send its headers; no probe may take
+// more than slack beyond the time its stream lasts; the whole battery ends
+// within run (plus -idle).
+type limits struct {
+	header time.Duration
+	slack  time.Duration
+	run    time.Duration
+}
+
+var defaultLimits = limits{header: 10 * time.Second, slack: 15 * time.Second, run: 60 * time.Second}
+
+// A probe is one request of the battery.
+type probe struct {
+	name    string // says what it is for, in the report and its drawing
+	method  string
+	target  string
+	header  http.Header
+	body    string
+	takes   time.Duration // how long the stream lasts at the server
+	endless bool          // read it for takes, then stop: not an error
+}
+
+func (p probe) String() string { return p.method + " " + p.target }
+
+// The probes of the battery. /stream/fast sends no X-Accel-Buffering
+// header, /events does.
+var (
+	// What Chromium's EventSource sends besides; every probe also sends
+	// Accept: text/event-stream, as EventSource and SSE libraries do.
+	browser = http.Header{"Accept-Encoding": {browserEncodings}, "Cache-Control": {"no-cache"}}
+
+	fastProbe    = probe{name: "burst", method: "GET", target: "/stream/fast", takes: 5 * time.Second}
+	fastBrowser  = probe{name: "burst, as a browser asks", method: "GET", target: "/stream/fast", header: browser, takes: 5 * time.Second}
+	paddedProbe  = probe{name: "padded burst", method: "GET", target: "/stream/fast?size=1024&count=40", takes: 2 * time.Second}
+	accelProbe   = probe{name: "events", method: "GET", target: "/events?interval=50ms&count=40&heartbeat=0", takes: 2 * time.Second}
+	accelBrowser = probe{name: "events, as a browser asks", method: "GET", target: "/events?interval=50ms&count=40&heartbeat=0", header: browser, takes: 2 * time.Second}
+	// Padded to 1 KiB: compressors skip small responses (Caddy's encode
+	// below 512 bytes).
+	tailProbe    = probe{name: "slow padded events, as a browser asks", method: "GET", target: "/events?interval=250ms&count=12&size=1024&heartbeat=0", header: browser, takes: 3 * time.Second}
+	endlessProbe = probe{name: "endless events, as a browser asks", method: "GET", target: "/events?interval=100ms&size=512&heartbeat=0", header: browser, takes: 3 * time.Second, endless: true}
+	resumeProbe  = probe{name: "resumed events", method: "GET", target: "/events?count=42", header: http.Header{"Last-Event-ID": {"41"}}, takes: 0} // the one event with id 42
+	postProbe    = probe{name: "POST burst, as a browser's fetch asks", method: "POST", target: "/stream/fast",
+		header: http.Header{"Accept-Encoding": {browserEncodings}, "Content-Type": {"application/json"}},
+		body:   `{"count":40}`, takes: 2 * time.Second}
+	idleTarget = "/events?interval=1h&heartbeat=0"
+)
+
 // A checker runs the battery against one tickstream base URL.
 type checker struct {
 	base   string // without a trailing slash
 	client *http.Client
+	proxy  string        // the forward proxy the client uses, or "direct"
 	idle   time.Duration // how long to wait for the path to cut a silent stream; 0: skip
+	limits limits
 }
 
-// The streams the battery reads. /stream/fast sends no X-Accel-Buffering
-// header, /events does.
-const (
-	fastTarget   = "/stream/fast" // 100 events 50 ms apart, about 5 s
-	paddedTarget = "/stream/fast?size=1024&count=40"
-	accelTarget  = "/events?interval=50ms&count=40&heartbeat=0"
-	gzipTarget   = "/stream/fast?count=20"
-	resumeTarget = "/events?count=42" // with Last-Event-ID: 41, the one event with id 42
-	idleTarget   = "/events?interval=1h&heartbeat=0"
-)
-
-// fixBuffering is what to do about a path that holds events.
-const fixBuffering = "turn response buffering off for text/event-stream on the path: " +
-	"nginx: proxy_buffering off (docs/nginx-sse.conf), or have the server send X-Accel-Buffering: no; " +
-	"HAProxy: option http-no-delay"
+// A probeResult is one probe as the client got it.
+type probeResult struct {
+	probe
+	reading
+	status      int
+	header      http.Header
+	proto       string
+	tls         bool
+	encoding    string // Content-Encoding
+	undecodable error  // the encoding the check cannot read, if any
+}
 
 // run runs the battery. It returns an error wrapping errNotTickstream, or
-// the request's, when the URL is not a reachable tickstream.
+// the request's, when the URL is not a reachable tickstream, and one naming
+// the probe when a probe stalls or its answer goes past a limit.
 func (c *checker) run(ctx context.Context) (Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.limits.run+c.idle)
+	defer cancel()
 	if err := c.health(ctx); err != nil {
 		return Report{}, err
 	}
-	fast, err := c.stream(ctx, fastTarget, nil)
+	rtt, err := c.roundTrip(ctx)
 	if err != nil {
 		return Report{}, err
 	}
-	padded, err := c.stream(ctx, paddedTarget, nil)
+	clk, err := c.clock(ctx)
 	if err != nil {
 		return Report{}, err
 	}
-	accel, err := c.stream(ctx, accelTarget, nil)
+	probes := []probe{fastProbe, fastBrowser, paddedProbe, accelProbe, accelBrowser, tailProbe, endlessProbe, resumeProbe, postProbe}
+	results, err := c.streams(ctx, probes)
 	if err != nil {
 		return Report{}, err
 	}
-	gzipped, err := c.stream(ctx, gzipTarget, http.Header{"Accept-Encoding": {"gzip, br"}})
-	if err != nil {
-		return Report{}, err
-	}
-	resumed, err := c.stream(ctx, resumeTarget, http.Header{"Last-Event-ID": {"41"}})
-	if err != nil {
-		return Report{}, err
-	}
-	fastTiming := analyze(fast.arrivals)
+	fast, fastB, padded, accel, accelB, tail, endless, resumed, post := results[0], results[1], results[2], results[3], results[4], results[5], results[6], results[7], results[8]
+	held := heldToEnd(fast, padded, endless)
 	findings := []Finding{
-		bufferingFinding(fastTiming, analyze(padded.arrivals)),
-		accelFinding(fastTiming, analyze(accel.arrivals)),
-		compressionFinding(gzipped),
+		bufferingFinding(fast, fastB, padded, held),
+		accelFinding(fast, accelB, accel, held),
+		compressionFinding(tail, accel),
+		latencyFinding(rtt, clk, results, accelB),
+		postFinding(post, fastB),
 		resumeFinding(resumed),
 		headersFinding(fast.header),
 		protocolFinding(fast.proto, fast.tls),
@@ -105,111 +168,321 @@ func (c *checker) run(ctx context.Context) (Report, error) {
 		findings = append(findings, idleFinding(idle, c.idle))
 	}
 	findings = append(findings, endFinding(fast.reading))
-	rep := Report{URL: c.base, OK: true, Checks: findings}
-	for _, f := range findings {
+	rep := Report{URL: c.base, Proxy: c.proxy, OK: true, Checks: findings, probes: results, clock: clk}
+	rep.Software = identify(results)
+	for i := range rep.Checks {
+		f := &rep.Checks[i]
+		if f.problem != "" {
+			f.Fix = fixFor(f.problem, rep.Software, f.Fix)
+		}
 		rep.OK = rep.OK && f.OK
 	}
 	return rep, nil
 }
 
-// health checks that the URL is a tickstream: /health answers as it does.
-func (c *checker) health(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/health", nil)
+// get fetches target with no body and returns its status and at most 1 KiB
+// of its body.
+func (c *checker) get(ctx context.Context, target string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+target, nil)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return err
+		return 0, nil, describe("GET "+target, err, c.limits.header)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 	if err != nil {
-		return fmt.Errorf("GET %s/health: %w", c.base, err)
+		return 0, nil, describe("GET "+target, err, c.limits.header)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// health checks that the URL is a tickstream: /health answers as it does.
+func (c *checker) health(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.limits.header)
+	defer cancel()
+	status, body, err := c.get(ctx, "/health")
+	if err != nil {
+		return err
 	}
 	var health struct{ Status string }
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &health) != nil || health.Status != "healthy" {
-		return fmt.Errorf("%w: GET %s/health answered %s %.60q, want 200 {\"status\":\"healthy\"}", errNotTickstream, c.base, resp.Status, body)
+	if status != http.StatusOK || json.Unmarshal(body, &health) != nil || health.Status != "healthy" {
+		return fmt.Errorf("%w: GET %s/health answered %d %s %.60q, want 200 {\"status\":\"healthy\"}", errNotTickstream, c.base, status, http.StatusText(status), body)
 	}
 	return nil
 }
 
-// A streamResult is one stream as the client got it.
-type streamResult struct {
-	reading
-	header   http.Header
-	proto    string
-	tls      bool
-	encoding string // Content-Encoding
+// roundTrip returns the shortest of three round trips to /health, on a
+// connection the health check opened.
+func (c *checker) roundTrip(ctx context.Context) (time.Duration, error) {
+	best := time.Duration(-1)
+	for range 3 {
+		ctx, cancel := context.WithTimeout(ctx, c.limits.header)
+		start := time.Now()
+		_, _, err := c.get(ctx, "/health")
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		if d := time.Since(start); best < 0 || d < best {
+			best = d
+		}
+	}
+	return best, nil
 }
 
-// stream reads target to its end, decompressing gzip.
-func (c *checker) stream(ctx context.Context, target string, header http.Header) (streamResult, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+target, nil)
-	if err != nil {
-		return streamResult{}, err
+// A clockEstimate relates the server's clock to the client's: server time
+// is client time plus offset, within uncertainty.
+type clockEstimate struct {
+	known       bool // the server has /time
+	offset      time.Duration
+	uncertainty time.Duration
+}
+
+// clock estimates the server's clock from five reads of /time, as NTP
+// does: the read with the shortest round trip wins, its server time taken
+// as of the round trip's middle, uncertain by half the round trip (and the
+// millisecond the events' stamps are truncated to, which latencies add).
+// A server without /time (an older tickstream) leaves the clock unknown.
+func (c *checker) clock(ctx context.Context) (clockEstimate, error) {
+	var est clockEstimate
+	best := time.Duration(-1)
+	for range 5 {
+		ctx, cancel := context.WithTimeout(ctx, c.limits.header)
+		sent := time.Now()
+		status, body, err := c.get(ctx, "/time")
+		got := time.Now()
+		cancel()
+		if err != nil {
+			return est, err
+		}
+		var t struct{ Time time.Time }
+		if status != http.StatusOK || json.Unmarshal(body, &t) != nil || t.Time.IsZero() {
+			return clockEstimate{}, nil
+		}
+		rtt := got.Sub(sent)
+		if best >= 0 && rtt >= best {
+			continue
+		}
+		best = rtt
+		mid := sent.Add(rtt / 2)
+		est = clockEstimate{known: true, offset: t.Time.Sub(mid.Round(0)), uncertainty: rtt/2 + time.Millisecond}
 	}
-	for k, v := range header {
+	return est, nil
+}
+
+// streams runs the probes at once and returns their results in order. The
+// first probe to fail ends the others, and its error is the one returned.
+func (c *checker) streams(ctx context.Context, probes []probe) ([]probeResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]probeResult, len(probes))
+	var (
+		once  sync.Once
+		first error
+		wg    sync.WaitGroup
+	)
+	for i, p := range probes {
+		wg.Go(func() {
+			var err error
+			if results[i], err = c.stream(ctx, p); err != nil {
+				once.Do(func() { first = err })
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return results, first
+}
+
+// stream runs one probe: it reads the response to its end (or, endless,
+// for the time the probe takes) within the probe's limit, and times its
+// events as a browser would get them.
+func (c *checker) stream(ctx context.Context, p probe) (probeResult, error) {
+	limit := p.takes + c.limits.slack
+	if p.endless {
+		limit = p.takes
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var body io.Reader
+	if p.body != "" {
+		body = strings.NewReader(p.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, p.method, c.base+p.target, body)
+	if err != nil {
+		return probeResult{}, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	for k, v := range p.header {
 		req.Header[k] = v
 	}
 	start := time.Now()
 	resp, err := c.client.Do(req)
+	if err != nil && p.endless && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		// Not even the headers within the time it is read for: a path that
+		// holds whole responses, which heldToEnd judges.
+		return probeResult{probe: p, reading: reading{start: start, doneAt: -1, endAt: time.Since(start)}}, nil
+	}
 	if err != nil {
-		return streamResult{}, err
+		return probeResult{}, describe(p.String(), err, min(limit, c.limits.header))
 	}
 	defer resp.Body.Close()
+	r := probeResult{probe: p, status: resp.StatusCode, header: resp.Header, proto: protoName(resp.Proto),
+		tls: resp.TLS != nil, encoding: resp.Header.Get("Content-Encoding")}
+	r.reading = reading{start: start, doneAt: -1}
 	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return streamResult{}, fmt.Errorf("%w: GET %s%s answered %s %q", errNotTickstream, c.base, target, resp.Status, body)
-	}
-	r := streamResult{header: resp.Header, proto: resp.Proto, tls: resp.TLS != nil, encoding: resp.Header.Get("Content-Encoding")}
-	var body io.Reader = resp.Body
-	switch r.encoding {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(resp.Body)
-		if err != nil {
-			return streamResult{}, fmt.Errorf("GET %s%s: gzip: %w", c.base, target, err)
+		if p.method == http.MethodPost {
+			return r, nil // postFinding says what the path did with it
 		}
-		body = zr
-	default:
-		return r, nil // not readable here; compressionFinding says so
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return r, fmt.Errorf("%w: %s %s%s answered %s %q", errNotTickstream, p.method, c.base, p.target, resp.Status, body)
 	}
-	r.reading = readStream(body, start)
+	dec, err := newDecoder(r.encoding)
+	if err != nil {
+		r.undecodable = err
+		return r, nil // compressionFinding says so
+	}
+	capt := readBody(resp.Body, start, dec == nil)
+	if err := c.readError(p, capt, limit); err != nil {
+		return r, err
+	}
+	text := capt.raw
+	if dec != nil {
+		text, err = decodeAll(dec, capt)
+	}
+	var events []event
+	if err == nil {
+		events, err = parseEvents(text)
+	}
+	if err == nil {
+		err = timeEvents(events, capt, dec)
+	}
+	var lim *limitError
+	if errors.As(err, &lim) {
+		return r, fmt.Errorf("%s: the server %w", p, lim)
+	} else if err != nil {
+		return r, fmt.Errorf("%s: %w", p, err)
+	}
+	r.reading = newReading(events, capt, start)
 	return r, nil
+}
+
+// readError says why a probe's read failed, if it did: a stall past its
+// limit (an endless probe is meant to be cut so), a limit passed, or a body
+// that broke off.
+func (c *checker) readError(p probe, capt capture, limit time.Duration) error {
+	switch {
+	case capt.err == nil:
+		return nil
+	case errors.Is(capt.err, context.DeadlineExceeded):
+		if p.endless {
+			return nil
+		}
+		return fmt.Errorf("%s: stalled: the response did not end within %v (%d bytes arrived)", p, limit, len(capt.raw))
+	case errors.Is(capt.err, context.Canceled):
+		return capt.err
+	}
+	var lim *limitError
+	if errors.As(capt.err, &lim) {
+		return fmt.Errorf("%s: the server %w", p, lim)
+	}
+	return fmt.Errorf("%s: the response broke off after %d bytes: %w", p, len(capt.raw), capt.err)
+}
+
+// describe words a request's failure: which request, and what stalled.
+func describe(what string, err error, limit time.Duration) error {
+	var redirect *redirectError
+	switch {
+	case errors.As(err, &redirect):
+		return fmt.Errorf("%s: %w", what, redirect)
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		return fmt.Errorf("%s: stalled: no whole answer within %v", what, limit)
+	case strings.Contains(err.Error(), "x509: certificate signed by unknown authority"):
+		return fmt.Errorf("%w (pass the certificate of the CA that signed the server's with -cacert FILE, or skip verification with -insecure)", err)
+	}
+	return err
+}
+
+// protoName writes a protocol as people do: HTTP/2, not HTTP/2.0.
+func protoName(proto string) string {
+	if proto == "HTTP/2.0" {
+		return "HTTP/2"
+	}
+	return proto
 }
 
 // silent opens a stream with no events after the first and no heartbeats,
 // and reads it until the path cuts it or c.idle has passed.
 func (c *checker) silent(ctx context.Context) (reading, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.idle)
-	defer cancel()
-	r, err := c.stream(ctx, idleTarget, nil)
-	if errors.Is(err, context.DeadlineExceeded) {
-		return reading{}, fmt.Errorf("GET %s%s: no answer within %v", c.base, idleTarget, c.idle)
+	r, err := c.stream(ctx, probe{name: "silent events", method: "GET", target: idleTarget, takes: c.idle, endless: true})
+	if err != nil {
+		return reading{}, err
 	}
-	return r.reading, err
+	if len(r.events) == 0 && r.endAt >= c.idle {
+		return reading{}, fmt.Errorf("GET %s: no event within %v", idleTarget, c.idle)
+	}
+	return r.reading, nil
 }
 
-func holdMs(t timing) *int64 {
-	ms := t.maxHold.Milliseconds()
-	return &ms
+func millis(d time.Duration) *int64 {
+	n := d.Milliseconds()
+	return &n
 }
 
-// bufferingFinding judges the stream without X-Accel-Buffering (small
-// events), and finds the kind and size of a buffer from padded ones.
-func bufferingFinding(small, padded timing) Finding {
-	f := Finding{Name: "buffering", Verdict: small.verdict(), MaxHoldMs: holdMs(small), Detail: small.summary()}
+// heldToEnd reports whether the path holds every response until it ends:
+// both bursts arrived at once at their end, and the endless stream, padded
+// past any ordinary buffer, gave nothing at all in its time.
+func heldToEnd(fast, padded, endless probeResult) bool {
+	atEnd := func(r probeResult) bool {
+		t := analyze(r.arrivals)
+		return t.events > 0 && len(t.releases) == 1 && r.endAt-t.releases[0].at <= 50*time.Millisecond
+	}
+	return len(endless.events) == 0 && atEnd(fast) && atEnd(padded)
+}
+
+const heldDetail = "held until the response ends: /events and any endless stream get nothing through this path"
+
+// differs says how what a browser gets differs from what a client that
+// asks for no compression gets, if it does.
+func differs(browser, plain timing, encoding string) string {
+	if browser.verdict() == plain.verdict() {
+		return ""
+	}
+	enc := "uncompressed"
+	if encoding != "" {
+		enc = encoding
+	}
+	return fmt.Sprintf("; a browser (Accept-Encoding: %s, answered %s) gets it %s, a client asking for no compression %s",
+		browserEncodings, enc, browser.verdict(), plain.verdict())
+}
+
+// bufferingFinding judges /stream/fast, which sends no X-Accel-Buffering,
+// as a browser gets it, and finds the kind and size of a buffer from the
+// padded burst.
+func bufferingFinding(plain, browser, padded probeResult, held bool) Finding {
+	t := analyze(browser.arrivals)
+	f := Finding{Name: "buffering", Verdict: t.verdict(), MaxHoldMs: millis(t.maxHold), Detail: t.summary(), Encoding: browser.encoding}
 	f.OK = f.Verdict == "live"
-	if small.events == 0 {
-		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+fastTarget+" arrived"
+	switch {
+	case browser.undecodable != nil:
+		f.Verdict, f.OK, f.MaxHoldMs, f.Detail = "unreadable", false, nil, browser.undecodable.Error()+", so the burst cannot be timed"
+		f.Fix, f.problem = fixCompression, problemCompression
 		return f
+	case t.events == 0:
+		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+fastProbe.target+" arrived"
+		return f
+	case held:
+		f.Verdict, f.Detail = "held", t.summary()+"; "+heldDetail
 	}
+	f.Detail += differs(t, analyze(plain.arrivals), browser.encoding)
 	if f.OK {
 		return f
 	}
-	f.Fix = fixBuffering
-	if kind, ok := classifyBuffer(small, padded); ok {
+	f.Fix, f.problem = fixBuffering, problemBuffering
+	if kind, ok := classifyBuffer(analyze(plain.arrivals), analyze(padded.arrivals)); ok && !held {
 		f.Detail += "; " + kind.describe()
 		f.BlockBytes = kind.blockBytes
 		f.ReleaseEveryMs = kind.every.Milliseconds()
@@ -217,60 +490,164 @@ func bufferingFinding(small, padded timing) Finding {
 	return f
 }
 
-// accelFinding judges the stream that sends X-Accel-Buffering: no.
-func accelFinding(small, accel timing) Finding {
-	f := Finding{Name: "accel", Verdict: accel.verdict(), MaxHoldMs: holdMs(accel), Detail: accel.summary()}
+// accelFinding judges /events, which sends X-Accel-Buffering: no, as a
+// browser gets it.
+func accelFinding(fast, browser, plain probeResult, held bool) Finding {
+	t := analyze(browser.arrivals)
+	f := Finding{Name: "accel", Verdict: t.verdict(), MaxHoldMs: millis(t.maxHold), Detail: t.summary(), Encoding: browser.encoding}
 	f.OK = f.Verdict == "live"
+	small := analyze(fast.arrivals).verdict()
 	switch {
-	case accel.events == 0:
-		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+accelTarget+" arrived"
-	case f.OK && small.verdict() != "live":
-		f.Detail += "; the path honours X-Accel-Buffering: no (as nginx does)"
+	case browser.undecodable != nil:
+		f.Verdict, f.OK, f.MaxHoldMs, f.Detail = "unreadable", false, nil, browser.undecodable.Error()+", so the events cannot be timed"
+		f.Fix, f.problem = fixCompression, problemCompression
+		return f
+	case t.events == 0:
+		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+accelProbe.target+" arrived"
+		return f
+	case held:
+		f.Verdict, f.Detail = "held", t.summary()+"; "+heldDetail
+		f.Fix, f.problem = fixBuffering, problemBuffering
+	case f.OK && small != "live":
+		f.Detail += "; the path honours X-Accel-Buffering: no (as nginx does), which tickstream's /events sends"
 	case f.OK:
-		f.Detail += "; the path does not buffer, so the header is not needed"
+		f.Detail += "; the path does not buffer, so X-Accel-Buffering: no is not needed"
 	default:
-		f.Detail += "; the path ignores X-Accel-Buffering: no"
-		f.Fix = fixBuffering
+		f.Detail += "; the path holds events even with X-Accel-Buffering: no, so the header cannot fix it"
+		f.Fix, f.problem = fixBuffering, problemAccel
+	}
+	f.Detail += differs(t, analyze(plain.arrivals), browser.encoding)
+	return f
+}
+
+// compressionFinding judges the slow /events stream as a browser gets it:
+// compressed or not, and whether compression holds events. plain, the same
+// route read without compression, gives the path's own delay, so that what
+// compression adds shows.
+func compressionFinding(r, plain probeResult) Finding {
+	f := Finding{Name: "compression", OK: true, Encoding: r.encoding}
+	if r.undecodable != nil {
+		f.Verdict, f.OK = "unreadable", false
+		f.Detail = r.undecodable.Error() + ", so the events cannot be timed (and a browser may not read them either)"
+		f.Fix, f.problem = fixCompression, problemCompression
+		return f
+	}
+	if r.encoding == "" || r.encoding == "identity" {
+		f.Verdict = "none"
+		f.Detail = "not compressed, though the client accepts " + browserEncodings + " as browsers do"
+		return f
+	}
+	t := analyze(r.arrivals)
+	f.Verdict = "compressed"
+	f.MaxHoldMs = millis(t.maxHold)
+	f.Detail = r.encoding + ": " + t.summary()
+	if t.events == 0 {
+		f.Verdict, f.OK = "broken", false
+		f.Detail = r.encoding + ": no event of " + r.target + " arrived"
+		f.Fix, f.problem = fixCompression, problemCompression
+		return f
+	}
+	if lag, gap, ok := tailHeld(r.arrivals, r.start, plain.reading); ok {
+		f.Verdict, f.OK = "tail held", false
+		f.Detail += fmt.Sprintf("; each event arrives only with the next one: %v late at %v between events, so a quiet stream's last event waits for the next", roundMs(lag), roundMs(gap))
+		f.Fix, f.problem = fixCompression, problemCompression
+		return f
+	}
+	if t.verdict() != "live" {
+		f.Verdict, f.OK = "holding", false
+		f.Detail += "; compression holds events"
+		f.Fix, f.problem = fixCompression, problemCompression
+		return f
+	}
+	f.Detail += ", flushed with every event"
+	return f
+}
+
+// latencyFinding judges how late events arrive even when they come one by
+// one: the round trip, the first event's wait, and, where the server's
+// clock is known, the events' latency on /events as a browser gets it.
+func latencyFinding(rtt time.Duration, clk clockEstimate, results []probeResult, events probeResult) Finding {
+	f := Finding{Name: "latency", OK: true, RoundTripMs: millis(rtt)}
+	first := time.Duration(-1)
+	for _, r := range results {
+		if at, ok := r.firstAt(); ok && !r.endless && (first < 0 || at < first) {
+			first = at
+		}
+	}
+	if first >= 0 {
+		f.FirstEventMs = millis(first)
+	}
+	f.Detail = fmt.Sprintf("round trip %v", short(rtt))
+	if first >= 0 {
+		f.Detail += fmt.Sprintf(", first event after %v", short(first))
+	}
+	late := first >= time.Second
+	if clk.known && len(events.arrivals) > 0 {
+		lat := make([]time.Duration, len(events.arrivals))
+		for i, a := range events.arrivals {
+			lat[i] = events.start.Add(a.at).Round(0).Sub(a.sent.Add(-clk.offset))
+		}
+		f.EventLatencyMs, f.ClockUncertaintyMs = millis(median(lat)), millis(clk.uncertainty)
+		f.Detail += fmt.Sprintf(", events %v late (median, ±%v by the server's clock)", short(median(lat)), short(clk.uncertainty))
+		late = late || slices.Min(lat) >= time.Second
+	} else if !clk.known {
+		f.Detail += "; the server has no /time route (an older tickstream), so events' latency is unknown"
+	}
+	switch {
+	case late:
+		f.Verdict, f.OK = "late", false
+		f.Detail += "; every event arrives a second or more after it was sent"
+		f.Fix = fixLatency
+	case first >= liveHold || f.EventLatencyMs != nil && *f.EventLatencyMs >= liveHold.Milliseconds():
+		f.Verdict = "lagging"
+	default:
+		f.Verdict = "prompt"
 	}
 	return f
 }
 
-// compressionFinding judges the stream asked for with Accept-Encoding.
-func compressionFinding(r streamResult) Finding {
-	f := Finding{Name: "compression", OK: true}
-	switch r.encoding {
-	case "", "identity":
-		f.Verdict = "none"
-		f.Detail = "not compressed, though the client accepts gzip and br"
-		return f
-	case "gzip":
-		t := analyze(r.arrivals)
-		f.Verdict = "compressed"
-		f.MaxHoldMs = holdMs(t)
-		f.OK = t.verdict() == "live"
-		f.Detail = "gzip: " + t.summary()
-		if !f.OK {
-			f.Detail += "; compression holds events"
-			f.Fix = "do not compress text/event-stream on the path (nginx: gzip off; or flush the compressor after every event)"
-		}
+// postFinding judges a POST-answered stream (as LLM token streams and MCP's
+// Streamable HTTP are) against the same burst asked for with GET.
+func postFinding(post, get probeResult) Finding {
+	f := Finding{Name: "post", Encoding: post.encoding}
+	if post.status != http.StatusOK {
+		f.Verdict = "refused"
+		f.Detail = fmt.Sprintf("%s answered %d %s: POST-answered streams do not pass (or the server is a tickstream older than POST streams)",
+			post.probe, post.status, http.StatusText(post.status))
+		f.Fix = "let POST requests with a JSON body through to the server"
 		return f
 	}
-	f.Verdict = "compressed"
-	f.Detail = "compressed with " + r.encoding + ", which this check cannot decode, so it cannot time the events"
+	if post.undecodable != nil {
+		f.Verdict, f.Detail, f.Fix, f.problem = "unreadable", post.undecodable.Error()+", so the stream cannot be timed", fixCompression, problemCompression
+		return f
+	}
+	t := analyze(post.arrivals)
+	f.Verdict, f.MaxHoldMs, f.Detail = t.verdict(), millis(t.maxHold), t.summary()
+	f.OK = f.Verdict == "live"
+	if t.events == 0 {
+		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+post.String()+" arrived"
+		return f
+	}
+	if g := analyze(get.arrivals).verdict(); g != f.Verdict {
+		f.Detail += fmt.Sprintf("; the same burst asked for with GET arrives %s: the path treats POST differently", g)
+	}
+	if !f.OK {
+		f.Fix, f.problem = fixBuffering, problemBuffering
+	}
 	return f
 }
 
 // resumeFinding judges whether Last-Event-ID reached the server.
-func resumeFinding(r streamResult) Finding {
+func resumeFinding(r probeResult) Finding {
 	f := Finding{Name: "resume"}
 	switch {
 	case len(r.ids) == 0:
-		f.Verdict, f.Detail = "broken", "no event of "+resumeTarget+" arrived"
+		f.Verdict, f.Detail = "broken", "no event of "+resumeProbe.target+" arrived"
 	case r.ids[0] == "42":
 		f.Verdict, f.OK, f.Detail = "passed", true, "Last-Event-ID: 41 reached the server: the stream resumed at id 42"
 	case r.ids[0] == "1":
 		f.Verdict, f.Detail = "stripped", "Last-Event-ID: 41 did not reach the server: the stream restarted at id 1, so reconnecting clients replay or lose events"
-		f.Fix = "forward the Last-Event-ID request header"
+		f.Fix = fixResume
 	default:
 		f.Verdict, f.Detail = "unexpected", "Last-Event-ID: 41 gave a first id of "+r.ids[0]+", want 42"
 	}
@@ -286,6 +663,12 @@ func headersFinding(h http.Header) Finding {
 		f.Verdict, f.OK = "rewritten", false
 		f.Detail += "; browsers' EventSource refuses any Content-Type but text/event-stream"
 		f.Fix = "pass the server's Content-Type through"
+		return f
+	}
+	if age := h.Get("Age"); age != "" && age != "0" {
+		f.Verdict, f.OK = "cached", false
+		f.Detail += "; Age: " + age + ": the stream came from a cache, so clients get old events replayed"
+		f.Fix, f.problem = "have caches on the path pass text/event-stream through uncached, one fetch per client", problemCache
 		return f
 	}
 	if cc != "no-cache" {
@@ -320,7 +703,7 @@ func protocolFinding(proto string, tls bool) Finding {
 // limit.
 func idleFinding(r reading, limit time.Duration) Finding {
 	f := Finding{Name: "idle", OK: true}
-	if r.err != nil && !r.ended && isTimeout(r.err) || r.endAt >= limit-50*time.Millisecond {
+	if !r.ended && errors.Is(r.err, context.DeadlineExceeded) || r.endAt >= limit-50*time.Millisecond {
 		f.Verdict = "kept"
 		f.Detail = fmt.Sprintf("a stream silent for %v was not cut", limit)
 		return f
@@ -329,7 +712,7 @@ func idleFinding(r reading, limit time.Duration) Finding {
 	f.Verdict = "cut"
 	f.CutAfterMs = r.endAt.Milliseconds()
 	f.Detail = fmt.Sprintf("the path cut a silent stream after %v", cut)
-	f.Fix = fmt.Sprintf("send heartbeats more often than every %v (tickstream: -heartbeat, default 15s)", cut)
+	f.Fix, f.problem = fmt.Sprintf("send heartbeats more often than every %v (tickstream: -heartbeat, default 15s)", cut), problemIdle
 	if r.endAt <= 15*time.Second {
 		f.OK = false // tickstream's default heartbeats would not keep it open
 	}
@@ -337,7 +720,8 @@ func idleFinding(r reading, limit time.Duration) Finding {
 }
 
 func isTimeout(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded)
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }
 
 // endFinding judges whether the end of a finished stream reached the client
@@ -345,19 +729,16 @@ func isTimeout(err error) bool {
 func endFinding(r reading) Finding {
 	f := Finding{Name: "end"}
 	switch {
-	case !r.ended:
-		f.Verdict = "broken"
-		f.Detail = fmt.Sprintf("the response of %s did not end properly: %v", fastTarget, r.err)
 	case r.doneAt < 0:
 		f.Verdict = "broken"
-		f.Detail = "the response of " + fastTarget + " ended without its done event"
+		f.Detail = "the response of " + fastProbe.target + " ended without its done event"
 	case r.endAt-r.doneAt > 500*time.Millisecond:
 		f.Verdict = "held"
 		f.Detail = fmt.Sprintf("the response ended %v after its last event", roundMs(r.endAt-r.doneAt))
 		f.Fix = "the path holds the end of a finished response (its chunked terminator): clients see the stream end late"
 	default:
 		f.Verdict, f.OK = "prompt", true
-		f.Detail = fmt.Sprintf("the response ended %v after its last event", roundMs(r.endAt-r.doneAt))
+		f.Detail = fmt.Sprintf("the response ended %v after its last event", short(r.endAt-r.doneAt))
 	}
 	return f
 }

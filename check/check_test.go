@@ -18,12 +18,12 @@ import (
 	"github.com/tickstream/tickstream/internal/proxytest"
 )
 
-// checkJSON runs the command with -json against url and returns its report
-// and exit status.
-func checkJSON(t *testing.T, url string) (Report, int) {
+// checkJSON runs the command with -json and args against url and returns
+// its report and exit status.
+func checkJSON(t *testing.T, url string, args ...string) (Report, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-json", url}, &stdout, &stderr)
+	code := run(context.Background(), append(append([]string{"-json"}, args...), url), &stdout, &stderr)
 	var rep Report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("exit %d, stdout %q, stderr %q: %v", code, stdout.String(), stderr.String(), err)
@@ -32,28 +32,50 @@ func checkJSON(t *testing.T, url string) (Report, int) {
 }
 
 // verdicts is the part of a report that does not depend on timing: the
-// details and figures are compared with bounds, separately.
-var verdicts = cmpopts.IgnoreFields(Finding{}, "Detail", "MaxHoldMs", "BlockBytes", "ReleaseEveryMs", "CutAfterMs")
-
-// findings returns the findings a path gets whose buffering and accel
-// checks end with these verdicts and fixes, and whose other checks pass.
-func findings(buffering, accel string) []Finding {
-	f := func(name, verdict string) Finding {
-		fd := Finding{Name: name, Verdict: verdict, OK: true}
-		if (name == "buffering" || name == "accel") && verdict != "live" {
-			fd.OK, fd.Fix = false, fixBuffering
+// details and figures are compared with bounds, separately. The latency
+// finding's verdict is timing too, and is checked on its own.
+var verdicts = cmp.Options{
+	cmpopts.IgnoreFields(Finding{}, "Detail", "MaxHoldMs", "BlockBytes", "ReleaseEveryMs", "CutAfterMs",
+		"RoundTripMs", "FirstEventMs", "EventLatencyMs", "ClockUncertaintyMs"),
+	cmpopts.IgnoreUnexported(Report{}, Finding{}),
+	cmp.Transformer("latency", func(f Finding) Finding {
+		if f.Name == "latency" && f.OK {
+			f.Verdict = "(timing)"
 		}
-		return fd
+		return f
+	}),
+}
+
+// want is the report a path gets whose checks all pass but for changed,
+// findings with their verdicts and fixes (OK false unless said).
+func want(url string, software []string, changed ...Finding) Report {
+	rep := Report{URL: url, Proxy: "direct", Software: software, OK: true}
+	for _, f := range []Finding{
+		{Name: "buffering", Verdict: "live"},
+		{Name: "accel", Verdict: "live"},
+		{Name: "compression", Verdict: "none"},
+		{Name: "latency", Verdict: "(timing)"},
+		{Name: "post", Verdict: "live"},
+		{Name: "resume", Verdict: "passed"},
+		{Name: "headers", Verdict: "intact"},
+		{Name: "protocol", Verdict: "HTTP/1.1"},
+		{Name: "end", Verdict: "prompt"},
+	} {
+		f.OK = true
+		for _, c := range changed {
+			if c.Name == f.Name {
+				f = c
+			}
+		}
+		rep.OK = rep.OK && f.OK
+		rep.Checks = append(rep.Checks, f)
 	}
-	return []Finding{
-		f("buffering", buffering),
-		f("accel", accel),
-		f("compression", "none"),
-		f("resume", "passed"),
-		f("headers", "intact"),
-		f("protocol", "HTTP/1.1"),
-		f("end", "prompt"),
-	}
+	return rep
+}
+
+// failing is a finding that fails with verdict and fix.
+func failing(name, verdict, fix string) Finding {
+	return Finding{Name: name, Verdict: verdict, Fix: fix}
 }
 
 // upstream serves tickstream's routes on a loopback port.
@@ -63,9 +85,29 @@ func upstream(t *testing.T) string {
 	return srv.URL
 }
 
+// finding returns rep's finding name.
+func finding(rep Report, name string) Finding {
+	for _, f := range rep.Checks {
+		if f.Name == name {
+			return f
+		}
+	}
+	return Finding{}
+}
+
+// A pathCase is a path to check and the report it must get.
+type pathCase struct {
+	name     string
+	url      func(t *testing.T) string
+	software []string
+	changed  []Finding                      // the findings that differ from a live path's
+	check    func(t *testing.T, rep Report) // bounds on the figures
+	via      func(t *testing.T) string      // a forward proxy to go through, with -proxy
+}
+
 // TestCheckPaths runs the check against tickstream directly and through
-// Debian's nginx and HAProxy, with their default configurations and with
-// the configurations that relay events live, and compares whole reports.
+// Debian's proxies, with their default configurations and with those that
+// relay events live, and compares whole reports.
 func TestCheckPaths(t *testing.T) {
 	up := upstream(t)
 	host := strings.TrimPrefix(up, "http://")
@@ -73,27 +115,46 @@ func TestCheckPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name  string
-		url   func(t *testing.T) string
-		want  []Finding
-		check func(t *testing.T, rep Report) // bounds on the figures
-	}{
-		{"direct", func(*testing.T) string { return up }, findings("live", "live"), nil},
-		{"nginx, default", func(t *testing.T) string {
+	nginx := []string{"nginx"}
+	tests := []pathCase{
+		{name: "direct", url: func(*testing.T) string { return up }},
+		{name: "nginx, default", url: func(t *testing.T) string {
 			return proxytest.Nginx(t, host, `location / { proxy_pass http://tickstream; }`)
-		}, findings("buffered", "live"), func(t *testing.T, rep Report) {
+		}, software: nginx, changed: []Finding{
+			failing("buffering", "buffered", "nginx: "+products[0].fixes[problemBuffering]),
+			failing("post", "buffered", "nginx: "+products[0].fixes[problemBuffering]),
+		}, check: func(t *testing.T, rep Report) {
 			// nginx's proxy_buffer_size: 4 KiB (one memory page) on this machine.
 			if b := rep.Checks[0].BlockBytes; b < 3500 || b > 4700 {
 				t.Errorf("block of %d bytes through nginx, want about 4096", b)
 			}
 		}},
-		{"nginx, docs/nginx-sse.conf", func(t *testing.T) string {
+		{name: "nginx, docs/nginx-sse.conf", url: func(t *testing.T) string {
 			return proxytest.Nginx(t, host, string(recipe))
-		}, findings("live", "live"), nil},
-		{"HAProxy, default", func(t *testing.T) string {
+		}, software: nginx},
+		{name: "nginx, gzip of text/event-stream", url: func(t *testing.T) string {
+			return proxytest.Nginx(t, host, `gzip on; gzip_types text/event-stream; location / { proxy_pass http://tickstream; }`)
+		}, software: nginx, changed: []Finding{
+			{Name: "buffering", Verdict: "buffered", Encoding: "gzip", Fix: "nginx: " + products[0].fixes[problemBuffering]},
+			{Name: "accel", Verdict: "live", OK: true, Encoding: "gzip"},
+			{Name: "post", Verdict: "buffered", Encoding: "gzip", Fix: "nginx: " + products[0].fixes[problemBuffering]},
+			{Name: "compression", Verdict: "compressed", OK: true, Encoding: "gzip"},
+		}},
+		{name: "nginx, gzip of text/event-stream with proxy_buffering off (the fix)", url: func(t *testing.T) string {
+			return proxytest.Nginx(t, host, `gzip on; gzip_types text/event-stream; location / { proxy_pass http://tickstream; proxy_buffering off; }`)
+		}, software: nginx, changed: []Finding{
+			{Name: "buffering", Verdict: "live", OK: true, Encoding: "gzip"},
+			{Name: "accel", Verdict: "live", OK: true, Encoding: "gzip"},
+			{Name: "post", Verdict: "live", OK: true, Encoding: "gzip"},
+			{Name: "compression", Verdict: "compressed", OK: true, Encoding: "gzip"},
+		}},
+		{name: "HAProxy, default", url: func(t *testing.T) string {
 			return proxytest.HAProxy(t, host, "")
-		}, findings("batched", "batched"), func(t *testing.T, rep Report) {
+		}, changed: []Finding{
+			failing("buffering", "batched", fixBuffering),
+			failing("accel", "batched", fixBuffering),
+			failing("post", "batched", fixBuffering),
+		}, check: func(t *testing.T, rep Report) {
 			for _, f := range rep.Checks[:2] {
 				if *f.MaxHoldMs >= 1000 {
 					t.Errorf("%s: events held %d ms through HAProxy, want a fraction of a second", f.Name, *f.MaxHoldMs)
@@ -103,15 +164,34 @@ func TestCheckPaths(t *testing.T) {
 				t.Errorf("HAProxy released every %d ms, want about 250", every)
 			}
 		}},
-		{"HAProxy, option http-no-delay", func(t *testing.T) string {
+		{name: "HAProxy, option http-no-delay", url: func(t *testing.T) string {
 			return proxytest.HAProxy(t, host, "option http-no-delay")
-		}, findings("live", "live"), nil},
+		}},
+		{name: "HAProxy, compression of text/event-stream", url: func(t *testing.T) string {
+			return proxytest.HAProxy(t, host, "option http-no-delay\n    compression algo gzip\n    compression type text/event-stream")
+		}, changed: []Finding{
+			{Name: "compression", Verdict: "tail held", Encoding: "gzip", Fix: fixCompression},
+			{Name: "buffering", Verdict: "live", OK: true, Encoding: "gzip"},
+			{Name: "accel", Verdict: "live", OK: true, Encoding: "gzip"},
+			{Name: "post", Verdict: "live", OK: true, Encoding: "gzip"},
+		}, check: func(t *testing.T, rep Report) {
+			const detail = "; each event arrives only with the next one: "
+			if d := finding(rep, "compression").Detail; !strings.Contains(d, detail) {
+				t.Errorf("compression: %q, want it to say %q", d, detail)
+			}
+		}},
 	}
+	tests = append(tests, otherProxies(t, host)...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			url := tt.url(t)
-			rep, code := checkJSON(t, url)
-			want := Report{URL: url, OK: tt.want[0].OK && tt.want[1].OK, Checks: tt.want}
+			var args []string
+			want := want(url, tt.software, tt.changed...)
+			if tt.via != nil {
+				want.Proxy = tt.via(t)
+				args = []string{"-proxy", want.Proxy}
+			}
+			rep, code := checkJSON(t, url, args...)
 			if diff := cmp.Diff(want, rep, verdicts); diff != "" {
 				t.Errorf("report (-want +got):\n%s", diff)
 			}
@@ -152,6 +232,8 @@ func TestCheckRefuses(t *testing.T) {
 		{[]string{"ftp://example.com"}, `check: "ftp://example.com" is not an http:// or https:// URL` + "\n"},
 		{[]string{other.URL}, `check: not a tickstream server: GET ` + other.URL + `/health answered 404 Not Found "404 page not found\n", want 200 {"status":"healthy"}` + "\n"},
 		{[]string{closed + "/sse/"}, `check: Get "` + closed + `/sse/health": dial tcp ` + strings.TrimPrefix(closed, "http://") + ": connect: connection refused\n"},
+		{[]string{"-proxy", "socks5://127.0.0.1:1080", other.URL}, `check: -proxy "socks5://127.0.0.1:1080": want an http:// or https:// URL` + "\n"},
+		{[]string{"-cacert", "/nonexistent.pem", other.URL}, "check: -cacert: open /nonexistent.pem: no such file or directory\n"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
@@ -175,22 +257,79 @@ func TestCheckUnderPrefix(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	rep, code := checkJSON(t, srv.URL+"/sse/")
-	if diff := cmp.Diff(Report{URL: srv.URL + "/sse", OK: true, Checks: findings("live", "live")}, rep, verdicts); diff != "" || code != 0 {
+	if diff := cmp.Diff(want(srv.URL+"/sse", nil), rep, verdicts); diff != "" || code != 0 {
 		t.Errorf("exit %d; report (-want +got):\n%s", code, diff)
 	}
 }
 
 // TestIdleKept: a silent stream the path does not cut is read until the
-// limit (the request's context ends it) and judged kept.
+// limit and judged kept.
 func TestIdleKept(t *testing.T) {
 	up := upstream(t)
-	c := &checker{base: up, client: newClient(), idle: 300 * time.Millisecond}
+	client, _, err := newClient(up, options{limits: defaultLimits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &checker{base: up, client: client, idle: 300 * time.Millisecond, limits: defaultLimits}
 	r, err := c.silent(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Finding{Name: "idle", Verdict: "kept", OK: true, Detail: "a stream silent for 300ms was not cut"}
-	if diff := cmp.Diff(want, idleFinding(r, c.idle)); diff != "" {
+	if diff := cmp.Diff(want, idleFinding(r, c.idle), cmpopts.IgnoreUnexported(Finding{})); diff != "" {
 		t.Errorf("finding (-want +got):\n%s", diff)
+	}
+}
+
+// otherProxies are the paths through Apache httpd, Caddy, Varnish and a
+// Squid forward proxy: each as its smallest configuration leaves it, and
+// with its compression of event streams on.
+func otherProxies(t *testing.T, host string) []pathCase {
+	fix := func(product, finding string) string {
+		for _, p := range products {
+			if p.name == product {
+				return product + ": " + p.fixes[finding]
+			}
+		}
+		t.Fatalf("no product %s", product)
+		return ""
+	}
+	apache, caddy, varnish := []string{"Apache httpd"}, []string{"Caddy"}, []string{"Varnish"}
+	return []pathCase{
+		{name: "Apache, default", url: func(t *testing.T) string { return proxytest.Apache(t, host, "") }, software: apache},
+		{name: "Apache, mod_deflate and mod_brotli on text/event-stream", url: func(t *testing.T) string {
+			return proxytest.Apache(t, host, "AddOutputFilterByType BROTLI_COMPRESS;DEFLATE text/event-stream")
+		}, software: apache, changed: []Finding{
+			{Name: "compression", Verdict: "compressed", OK: true, Encoding: "br"},
+			{Name: "buffering", Verdict: "live", OK: true, Encoding: "br"},
+			{Name: "accel", Verdict: "live", OK: true, Encoding: "br"},
+			{Name: "post", Verdict: "live", OK: true, Encoding: "br"},
+		}},
+		{name: "Caddy, default", url: func(t *testing.T) string { return proxytest.Caddy(t, host, "") }, software: caddy},
+		{name: "Caddy, encode gzip zstd", url: func(t *testing.T) string { return proxytest.Caddy(t, host, "encode gzip zstd") },
+			software: caddy, changed: []Finding{
+				{Name: "compression", Verdict: "holding", Encoding: "gzip", Fix: fix("Caddy", problemCompression)},
+			}},
+		{name: "Caddy, encode kept off event streams by type", url: func(t *testing.T) string {
+			return proxytest.Caddy(t, host, "encode gzip zstd {\n\t\tmatch {\n\t\t\theader Content-Type text/html*\n\t\t}\n\t}")
+		}, software: caddy},
+		{name: "Caddy, encode kept off event streams by Accept", url: func(t *testing.T) string {
+			return proxytest.Caddy(t, host, "@notsse not header Accept *text/event-stream*\n\tencode @notsse gzip zstd")
+		}, software: caddy},
+		{name: "Varnish, default", url: func(t *testing.T) string { return proxytest.Varnish(t, host, "") }, software: varnish},
+		{name: "Varnish, do_gzip on text/event-stream", url: func(t *testing.T) string {
+			return proxytest.Varnish(t, host, `sub vcl_backend_response { if (beresp.http.Content-Type ~ "^text/event-stream") { set beresp.do_gzip = true; } }`)
+		}, software: varnish, changed: []Finding{
+			{Name: "buffering", Verdict: "held", Encoding: "gzip", Fix: fix("Varnish", problemBuffering)},
+			{Name: "accel", Verdict: "held", Encoding: "gzip", Fix: fix("Varnish", problemBuffering)},
+			{Name: "compression", Verdict: "holding", Encoding: "gzip", Fix: fix("Varnish", problemCompression)},
+			{Name: "post", Verdict: "buffered", Encoding: "gzip", Fix: fix("Varnish", problemBuffering)},
+		}},
+		{name: "Varnish, do_gzip and the fix's VCL", url: func(t *testing.T) string {
+			return proxytest.Varnish(t, host, `sub vcl_backend_response { if (beresp.http.Content-Type ~ "^text/event-stream") { set beresp.do_gzip = true; `+
+				`set beresp.do_stream = true; set beresp.do_gzip = false; set beresp.uncacheable = true; set beresp.ttl = 0s; return (deliver); } }`)
+		}, software: varnish},
+		{name: "Squid, forward proxy (-proxy)", url: func(t *testing.T) string { return "http://" + host },
+			software: []string{"Squid"}, via: proxytest.SquidForward},
 	}
 }

@@ -1,93 +1,57 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"time"
 )
 
 // A reading is what the client got of one stream.
 type reading struct {
-	arrivals []arrival
+	events   []event
+	arrivals []arrival     // the events that carry a send time, in order
 	ids      []string      // the ids of the timed events, in order
+	start    time.Time     // when the request was sent, by the client's clock
 	doneAt   time.Duration // when the "done" event arrived; -1 if it did not
 	endAt    time.Duration // when the response ended (or the read stopped)
 	ended    bool          // the response ended properly (io.EOF)
 	err      error         // why the read stopped, if not a proper end
 }
 
-// readStream reads an event stream from body until it ends, fails, or
-// stop is closed, timing each event by the read that completed it. Times
-// count from start.
-func readStream(body io.Reader, start time.Time) reading {
-	rd := reading{doneAt: -1}
-	var pending []byte
-	buf := make([]byte, 32<<10)
-	total := 0
-	for {
-		n, err := body.Read(buf)
-		now := time.Since(start)
-		total += n
-		pending = append(pending, buf[:n]...)
-		for {
-			i := bytes.Index(pending, []byte("\n\n"))
-			if i < 0 {
-				break
-			}
-			block := pending[:i]
-			pending = pending[i+2:]
-			rd.note(block, now, total-len(pending))
+// newReading makes the reading of a stream's events, timed, from its capture.
+func newReading(events []event, c capture, start time.Time) reading {
+	rd := reading{events: events, start: start, doneAt: -1, endAt: c.endAt, ended: c.ended, err: c.err}
+	received := 0
+	for _, e := range events {
+		if e.typ == "done" {
+			rd.doneAt = e.at
+			continue
 		}
-		if err != nil {
-			rd.endAt = now
-			if errors.Is(err, io.EOF) {
-				rd.ended = true
-			} else {
-				rd.err = err
-			}
-			return rd
+		// /stream/fast stamps "ts", /events "timestamp".
+		var stamp struct {
+			TS        time.Time `json:"ts"`
+			Timestamp time.Time `json:"timestamp"`
 		}
+		if json.Unmarshal([]byte(e.data), &stamp) != nil {
+			continue
+		}
+		sent := stamp.TS
+		if sent.IsZero() {
+			sent = stamp.Timestamp
+		}
+		if sent.IsZero() {
+			continue
+		}
+		received = e.end
+		rd.arrivals = append(rd.arrivals, arrival{sent: sent, at: e.at, bytes: received})
+		rd.ids = append(rd.ids, e.id)
 	}
+	return rd
 }
 
-// note records one event block (without its blank line) that arrived at
-// now, with received bytes of the body read up to its end.
-func (rd *reading) note(block []byte, now time.Duration, received int) {
-	var id, typ string
-	var data []byte
-	for line := range bytes.SplitSeq(block, []byte("\n")) {
-		field, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.TrimPrefix(value, []byte(" "))
-		switch string(field) {
-		case "id":
-			id = string(value)
-		case "event":
-			typ = string(value)
-		case "data":
-			data = value
-		}
+// firstAt returns when the first timed event arrived, and false if none did.
+func (rd reading) firstAt() (time.Duration, bool) {
+	if len(rd.arrivals) == 0 {
+		return 0, false
 	}
-	if typ == "done" {
-		rd.doneAt = now
-		return
-	}
-	// /stream/fast stamps "ts", /events "timestamp".
-	var stamp struct {
-		TS        time.Time `json:"ts"`
-		Timestamp time.Time `json:"timestamp"`
-	}
-	if data == nil || json.Unmarshal(data, &stamp) != nil {
-		return
-	}
-	sent := stamp.TS
-	if sent.IsZero() {
-		sent = stamp.Timestamp
-	}
-	if sent.IsZero() {
-		return
-	}
-	rd.arrivals = append(rd.arrivals, arrival{sent: sent, at: now, bytes: received})
-	rd.ids = append(rd.ids, id)
+	return rd.arrivals[0].at, true
 }

@@ -179,3 +179,39 @@ func median[T int | time.Duration](xs []T) T {
 
 // roundMs rounds d to the millisecond for printing.
 func roundMs(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+// tailHeld reports whether each event of a stream arrived only when the
+// next was sent, as a compressor that keeps the tail of its output until
+// more comes makes it: every event but the last as late as the gap to the
+// next, beyond what the same route read without compression (plain) is
+// late. Both delays are measured with the client's clock against the
+// server's stamps, so the clocks' offset cancels out. It returns the median
+// lag and gap.
+func tailHeld(arrivals []arrival, start time.Time, plain reading) (lag, gap time.Duration, ok bool) {
+	if len(arrivals) < 3 || len(plain.arrivals) == 0 {
+		return 0, 0, false
+	}
+	delay := func(start time.Time, a arrival) time.Duration { return start.Add(a.at).Round(0).Sub(a.sent) }
+	base := delay(plain.start, plain.arrivals[0])
+	for _, a := range plain.arrivals {
+		base = min(base, delay(plain.start, a))
+	}
+	lags := make([]time.Duration, 0, len(arrivals)-1)
+	gaps := make([]time.Duration, 0, len(arrivals)-1)
+	for i, a := range arrivals[:len(arrivals)-1] {
+		lags = append(lags, delay(start, a)-base)
+		gaps = append(gaps, arrivals[i+1].sent.Sub(a.sent))
+	}
+	lag, gap = median(lags), median(gaps)
+	ok = gap >= liveHold && lag >= gap*6/10 && lag <= gap*3/2
+	return lag, gap, ok
+}
+
+// short writes a small duration with the precision it deserves: tenths of
+// a millisecond below 10ms, whole milliseconds above.
+func short(d time.Duration) time.Duration {
+	if d < 10*time.Millisecond && d > -10*time.Millisecond {
+		return d.Round(100 * time.Microsecond)
+	}
+	return roundMs(d)
+}

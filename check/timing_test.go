@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -66,56 +68,24 @@ func TestVerdicts(t *testing.T) {
 		{"batched every 250ms (HAProxy's default)", everyTrace(100, 52, 250*ms), everyTrace(40, 1060, 250*ms), Finding{
 			Name: "buffering", Verdict: "batched", OK: false, MaxHoldMs: ptr(200), ReleaseEveryMs: 250,
 			Detail: "100 events, largest hold 200ms, in 20 releases; releases every 250ms: a time-based buffer",
-			Fix:    fixBuffering,
+			Fix:    fixBuffering, problem: problemBuffering,
 		}},
 		{"buffered in 4 KiB blocks (nginx's default)", blocksTrace(100, 52, 4096), blocksTrace(40, 1024, 4096), Finding{
 			Name: "buffering", Verdict: "buffered", OK: false, MaxHoldMs: ptr(3850), BlockBytes: 4096,
 			Detail: "100 events, largest hold 3.85s, in 2 releases; releases in blocks of about 4 KiB (4096 bytes): a size-based buffer",
-			Fix:    fixBuffering,
+			Fix:    fixBuffering, problem: problemBuffering,
 		}},
 		{"buffered to the end", trace(100, 50*ms, 52, func(int) time.Duration { return 5 * time.Second }), trace(40, 50*ms, 1060, func(int) time.Duration { return 2 * time.Second }), Finding{
 			Name: "buffering", Verdict: "buffered", OK: false, MaxHoldMs: ptr(4950),
 			Detail: "100 events, largest hold 4.95s, all arriving together",
-			Fix:    fixBuffering,
+			Fix:    fixBuffering, problem: problemBuffering,
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := bufferingFinding(analyze(tt.small), analyze(tt.padded))
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("finding (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-// TestCompressionVerdicts: an uncompressed stream, one that gzip leaves
-// live, one that it batches, and one this check cannot decode.
-func TestCompressionVerdicts(t *testing.T) {
-	tests := []struct {
-		name string
-		in   streamResult
-		want Finding
-	}{
-		{"none", streamResult{reading: reading{arrivals: liveTrace(20, 52)}}, Finding{
-			Name: "compression", Verdict: "none", OK: true, Detail: "not compressed, though the client accepts gzip and br",
-		}},
-		{"gzip, flushed per event", streamResult{encoding: "gzip", reading: reading{arrivals: liveTrace(20, 52)}}, Finding{
-			Name: "compression", Verdict: "compressed", OK: true, MaxHoldMs: ptr(1), Detail: "gzip: 20 events, largest hold 1ms",
-		}},
-		{"gzip, held", streamResult{encoding: "gzip", reading: reading{arrivals: trace(20, 50*ms, 52, func(int) time.Duration { return time.Second })}}, Finding{
-			Name: "compression", Verdict: "compressed", OK: false, MaxHoldMs: ptr(950),
-			Detail: "gzip: 20 events, largest hold 950ms, all arriving together; compression holds events",
-			Fix:    "do not compress text/event-stream on the path (nginx: gzip off; or flush the compressor after every event)",
-		}},
-		{"br", streamResult{encoding: "br"}, Finding{
-			Name: "compression", Verdict: "compressed", OK: true,
-			Detail: "compressed with br, which this check cannot decode, so it cannot time the events",
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, compressionFinding(tt.in)); diff != "" {
+			small := probeResult{reading: reading{arrivals: tt.small}}
+			got := bufferingFinding(small, small, probeResult{reading: reading{arrivals: tt.padded}}, false)
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(Finding{})); diff != "" {
 				t.Errorf("finding (-want +got):\n%s", diff)
 			}
 		})
@@ -135,12 +105,12 @@ func TestIdleVerdicts(t *testing.T) {
 		{"cut at 50s", reading{endAt: 50*time.Second + 3*ms, ended: true}, Finding{
 			Name: "idle", Verdict: "cut", OK: true, CutAfterMs: 50003,
 			Detail: "the path cut a silent stream after 50s",
-			Fix:    "send heartbeats more often than every 50s (tickstream: -heartbeat, default 15s)",
+			Fix:    "send heartbeats more often than every 50s (tickstream: -heartbeat, default 15s)", problem: problemIdle,
 		}},
 		{"cut at 10s", reading{endAt: 10 * time.Second}, Finding{
 			Name: "idle", Verdict: "cut", OK: false, CutAfterMs: 10000,
 			Detail: "the path cut a silent stream after 10s",
-			Fix:    "send heartbeats more often than every 10s (tickstream: -heartbeat, default 15s)",
+			Fix:    "send heartbeats more often than every 10s (tickstream: -heartbeat, default 15s)", problem: problemIdle,
 		}},
 		{"kept", reading{endAt: limit}, Finding{
 			Name: "idle", Verdict: "kept", OK: true, Detail: "a stream silent for 2m0s was not cut",
@@ -148,7 +118,133 @@ func TestIdleVerdicts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, idleFinding(tt.in, limit)); diff != "" {
+			if diff := cmp.Diff(tt.want, idleFinding(tt.in, limit), cmp.AllowUnexported(Finding{})); diff != "" {
+				t.Errorf("finding (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestHeadersVerdicts: the stream's headers as the client got them: as
+// sent, with Cache-Control changed, with another Content-Type (which
+// EventSource refuses), and from a cache (Age), which replays old events.
+func TestHeadersVerdicts(t *testing.T) {
+	h := func(kv ...string) http.Header {
+		out := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
+		}
+		return out
+	}
+	tests := []struct {
+		in   http.Header
+		want Finding
+	}{
+		{h("Content-Type", "text/event-stream", "Cache-Control", "no-cache", "Age", "0"), Finding{
+			Name: "headers", Verdict: "intact", OK: true, Detail: "Content-Type: text/event-stream; Cache-Control: no-cache",
+		}},
+		{h("Content-Type", "text/event-stream; charset=utf-8"), Finding{
+			Name: "headers", Verdict: "rewritten", OK: true,
+			Detail: "Content-Type: text/event-stream; charset=utf-8; Cache-Control: (none); the server sent Cache-Control: no-cache, which tells caches on the way not to hold the stream",
+		}},
+		{h("Content-Type", "text/plain", "Cache-Control", "no-cache"), Finding{
+			Name: "headers", Verdict: "rewritten", Fix: "pass the server's Content-Type through",
+			Detail: "Content-Type: text/plain; Cache-Control: no-cache; browsers' EventSource refuses any Content-Type but text/event-stream",
+		}},
+		{h("Content-Type", "text/event-stream", "Age", "6"), Finding{
+			Name: "headers", Verdict: "cached", Fix: "have caches on the path pass text/event-stream through uncached, one fetch per client", problem: problemCache,
+			Detail: "Content-Type: text/event-stream; Cache-Control: (none); Age: 6: the stream came from a cache, so clients get old events replayed",
+		}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, headersFinding(tt.in), cmp.AllowUnexported(Finding{})); diff != "" {
+			t.Errorf("%v: finding (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+// TestCompressionVerdicts: the slow padded stream as a browser gets it:
+// not compressed; compressed and flushed per event; compressed with each
+// event's tail kept until the next (one gap late, beyond what the same
+// route uncompressed is late); compressed and held; compressed in an
+// encoding no decoder here reads.
+func TestCompressionVerdicts(t *testing.T) {
+	plain := synthetic("events", 40, 50*ms, func(i int) time.Duration { return time.Duration(i)*50*ms + 2*ms })
+	slow := func(encoding string, arrive func(i int) time.Duration) probeResult {
+		r := synthetic("slow", 12, 250*ms, arrive)
+		r.encoding = encoding
+		return r
+	}
+	onTime := func(i int) time.Duration { return time.Duration(i)*250*ms + 3*ms }
+	tests := []struct {
+		name string
+		in   probeResult
+		want Finding
+	}{
+		{"none", slow("", onTime), Finding{
+			Name: "compression", Verdict: "none", OK: true, Detail: "not compressed, though the client accepts gzip, deflate, br, zstd as browsers do",
+		}},
+		{"flushed", slow("br", onTime), Finding{
+			Name: "compression", Verdict: "compressed", OK: true, Encoding: "br", MaxHoldMs: ptr(0),
+			Detail: "br: 12 events, largest hold 0s, flushed with every event",
+		}},
+		{"tail held", slow("gzip", func(i int) time.Duration { return time.Duration(i+1)*250*ms + 3*ms }), Finding{
+			Name: "compression", Verdict: "tail held", Encoding: "gzip", MaxHoldMs: ptr(0), Fix: fixCompression, problem: problemCompression,
+			Detail: "gzip: 12 events, largest hold 0s; each event arrives only with the next one: 251ms late at 250ms between events, so a quiet stream's last event waits for the next",
+		}},
+		{"held", slow("zstd", func(int) time.Duration { return 3 * time.Second }), Finding{
+			Name: "compression", Verdict: "holding", Encoding: "zstd", MaxHoldMs: ptr(2750), Fix: fixCompression, problem: problemCompression,
+			Detail: "zstd: 12 events, largest hold 2.75s, all arriving together; compression holds events",
+		}},
+		{"unreadable", probeResult{encoding: "compress", undecodable: errors.New(`Content-Encoding "compress" is not one this check decodes (gzip, deflate, br, zstd)`)}, Finding{
+			Name: "compression", Verdict: "unreadable", Encoding: "compress", Fix: fixCompression, problem: problemCompression,
+			Detail: `Content-Encoding "compress" is not one this check decodes (gzip, deflate, br, zstd), so the events cannot be timed (and a browser may not read them either)`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, compressionFinding(tt.in, plain), cmp.AllowUnexported(Finding{})); diff != "" {
+				t.Errorf("finding (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestLatencyVerdicts: events on time, events 400ms late by the server's
+// clock (lagging), every event over a second late (late: fails), and a
+// server without /time.
+func TestLatencyVerdicts(t *testing.T) {
+	clk := clockEstimate{known: true, uncertainty: 2 * ms}
+	events := func(lag time.Duration) probeResult {
+		return synthetic("events", 40, 50*ms, func(i int) time.Duration { return time.Duration(i)*50*ms + lag })
+	}
+	tests := []struct {
+		name string
+		clk  clockEstimate
+		in   probeResult
+		want Finding
+	}{
+		{"prompt", clk, events(3 * ms), Finding{
+			Name: "latency", Verdict: "prompt", OK: true, RoundTripMs: ptr(1), FirstEventMs: ptr(3), EventLatencyMs: ptr(3), ClockUncertaintyMs: ptr(2),
+			Detail: "round trip 1ms, first event after 3ms, events 3ms late (median, ±2ms by the server's clock)",
+		}},
+		{"lagging", clk, events(400 * ms), Finding{
+			Name: "latency", Verdict: "lagging", OK: true, RoundTripMs: ptr(1), FirstEventMs: ptr(400), EventLatencyMs: ptr(400), ClockUncertaintyMs: ptr(2),
+			Detail: "round trip 1ms, first event after 400ms, events 400ms late (median, ±2ms by the server's clock)",
+		}},
+		{"late", clk, events(1200 * ms), Finding{
+			Name: "latency", Verdict: "late", RoundTripMs: ptr(1), FirstEventMs: ptr(1200), EventLatencyMs: ptr(1200), ClockUncertaintyMs: ptr(2), Fix: fixLatency,
+			Detail: "round trip 1ms, first event after 1.2s, events 1.2s late (median, ±2ms by the server's clock); every event arrives a second or more after it was sent",
+		}},
+		{"no clock", clockEstimate{}, events(3 * ms), Finding{
+			Name: "latency", Verdict: "prompt", OK: true, RoundTripMs: ptr(1), FirstEventMs: ptr(3),
+			Detail: "round trip 1ms, first event after 3ms; the server has no /time route (an older tickstream), so events' latency is unknown",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := latencyFinding(ms, tt.clk, []probeResult{tt.in}, tt.in)
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(Finding{})); diff != "" {
 				t.Errorf("finding (-want +got):\n%s", diff)
 			}
 		})

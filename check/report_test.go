@@ -1,0 +1,107 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tickstream/tickstream/internal/wiretest"
+)
+
+// synthetic returns the result of a probe whose n events were sent period
+// apart from the request's start and arrived at arrive(i), on a client
+// whose clock is the server's.
+func synthetic(name string, n int, period time.Duration, arrive func(i int) time.Duration) probeResult {
+	r := probeResult{probe: probe{name: name, method: "GET", target: "/stream/fast"}}
+	r.start = t0
+	for i := range n {
+		r.arrivals = append(r.arrivals, arrival{sent: t0.Add(time.Duration(i) * period), at: arrive(i), bytes: (i + 1) * 60})
+	}
+	return r
+}
+
+// The shapes a timeline shows, each from a path the check tells apart.
+var shapes = []probeResult{
+	synthetic("live", 40, 50*ms, func(i int) time.Duration { return time.Duration(i)*50*ms + 2*ms }),
+	synthetic("size buffer", 40, 50*ms, func(i int) time.Duration { return (time.Duration(i/12)*12 + 11) * 50 * ms }),
+	synthetic("clock buffer", 40, 50*ms, func(i int) time.Duration { return (time.Duration(i)*50*ms/(250*ms) + 1) * 250 * ms }),
+	synthetic("lag", 40, 50*ms, func(i int) time.Duration { return time.Duration(i)*50*ms + 400*ms }),
+	synthetic("held tail", 12, 250*ms, func(i int) time.Duration { return time.Duration(i+1) * 250 * ms }),
+}
+
+// TestTimelineSVG pins the drawing of each shape in a golden file: a live
+// stream on the diagonal, a size buffer's steps, a clock buffer's equal
+// treads, a lag's offset, a held tail's shift by one gap.
+func TestTimelineSVG(t *testing.T) {
+	for _, r := range shapes {
+		svg := drawTimeline(r.name, timeline(r, clockEstimate{known: true}))
+		wiretest.Golden(t, filepath.Join("testdata", "timeline-"+strings.ReplaceAll(r.name, " ", "-")+".svg"), []byte(svg))
+	}
+}
+
+// syntheticReport is a report with every finding and figure, as -json and
+// -report write it.
+func syntheticReport() Report {
+	clk := clockEstimate{known: true, uncertainty: 1200 * time.Microsecond}
+	plain, browser := shapes[0], shapes[0]
+	tail := shapes[4]
+	tail.encoding = "gzip"
+	tail.start = t0
+	findings := []Finding{
+		bufferingFinding(plain, browser, shapes[1], false),
+		accelFinding(plain, browser, plain, false),
+		compressionFinding(tail, plain),
+		latencyFinding(300*time.Microsecond, clk, shapes, shapes[3]),
+		postFinding(probeResult{probe: postProbe, status: 405}, browser),
+		resumeFinding(probeResult{reading: reading{ids: []string{"42"}}}),
+		headersFinding(map[string][]string{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}}),
+		protocolFinding("HTTP/2", true),
+		idleFinding(reading{endAt: 60 * time.Second, ended: true}, 2*time.Minute),
+		endFinding(reading{doneAt: 5 * time.Second, endAt: 5*time.Second + ms, ended: true}),
+	}
+	rep := Report{URL: "https://sse.example/tickstream", Proxy: "http://proxy.example:3128", Software: []string{"nginx"},
+		Checks: findings, probes: shapes, clock: clk}
+	for i := range rep.Checks {
+		if f := &rep.Checks[i]; f.Fix != "" {
+			f.Fix = fixFor(f.Name, rep.Software, f.Fix)
+		}
+	}
+	return rep
+}
+
+// TestJSONSchema pins the -json report's fields and the findings' words in
+// a golden file (the README documents it).
+func TestJSONSchema(t *testing.T) {
+	b, err := json.MarshalIndent(syntheticReport(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wiretest.Golden(t, filepath.Join("testdata", "report.json"), append(b, '\n'))
+}
+
+// TestReportPage pins the -report page in a golden file and checks that
+// it stands alone under a strict Content-Security-Policy: no script, no
+// external asset, no style attribute, and its one stylesheet allowed by
+// its hash.
+func TestReportPage(t *testing.T) {
+	page := renderReport(syntheticReport())
+	wiretest.Golden(t, filepath.Join("testdata", "report.html"), page)
+	for _, bad := range []*regexp.Regexp{
+		regexp.MustCompile(`(?i)<script`), regexp.MustCompile(`(?i)\sstyle=`), regexp.MustCompile(`(?i)\s(src|href)=`),
+		regexp.MustCompile(`(?i)\son[a-z]+=`), regexp.MustCompile(`(?i)url\(`),
+	} {
+		if loc := bad.FindIndex(page); loc != nil {
+			t.Errorf("the page has %q, which a strict CSP blocks or which loads something", page[loc[0]:min(loc[1]+20, len(page))])
+		}
+	}
+	sum := sha256.Sum256([]byte(reportStyle))
+	csp := `content="default-src 'none'; style-src 'sha256-` + base64.StdEncoding.EncodeToString(sum[:]) + `'"`
+	if !strings.Contains(string(page), csp) || !strings.Contains(string(page), "<style>"+reportStyle+"</style>") {
+		t.Errorf("the page's CSP does not allow exactly its stylesheet (want %s)", csp)
+	}
+}
