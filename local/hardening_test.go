@@ -18,6 +18,15 @@ import (
 // stream must end at its write timeout and free its slot, while the reading
 // client's ids continue without a gap.
 func TestStalledReaderDropped(t *testing.T) {
+	for _, request := range []string{
+		"GET /events?interval=1ms&size=65536 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 32\r\n\r\n{\"interval\":\"1ms\",\"size\":65536}",
+	} {
+		t.Run(strings.Fields(request)[0], func(t *testing.T) { testStalledReaderDropped(t, request) })
+	}
+}
+
+func testStalledReaderDropped(t *testing.T, request string) {
 	r := startRunner(t, []string{"-max-streams", "2", "-write-timeout", "300ms"})
 	addr := strings.TrimPrefix(r.url, "http://")
 
@@ -35,7 +44,7 @@ func TestStalledReaderDropped(t *testing.T) {
 	}
 	defer stalled.Close()
 	stalled.(*net.TCPConn).SetReadBuffer(4096)
-	fmt.Fprintf(stalled, "GET /events?interval=1ms&size=65536 HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	io.WriteString(stalled, request)
 
 	// Both slots are taken until the stalled stream is dropped.
 	start := time.Now()

@@ -174,8 +174,10 @@ func openFDs(t *testing.T) int {
 	return len(fds)
 }
 
-// openRawStreams opens n /events?interval=1h streams on raw connections,
-// one after the other, and reads each one's first event.
+// openRawStreams opens n /events streams of an hour between events on raw
+// connections, one after the other, and reads each one's first event. Every
+// other one is a POST whose body sets the interval, so that what is proved
+// of these streams holds for POST streams too.
 func openRawStreams(t *testing.T, addr string, n int) []net.Conn {
 	t.Helper()
 	conns := make([]net.Conn, 0, n)
@@ -190,7 +192,11 @@ func openRawStreams(t *testing.T, addr string, n int) []net.Conn {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
-		io.WriteString(c, "GET /events?interval=1h HTTP/1.1\r\nHost: x\r\n\r\n")
+		if i%2 == 0 {
+			io.WriteString(c, "GET /events?interval=1h HTTP/1.1\r\nHost: x\r\n\r\n")
+		} else {
+			io.WriteString(c, "POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\n\r\n{\"interval\":\"1h\"}")
+		}
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
