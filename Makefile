@@ -1,14 +1,15 @@
 # tickstream's two promises: `make run` serves the routes on :8080 and
 # `make test` runs every check CI runs. make test needs Go, Node.js and npm
-# (js/wasm, the eventsource client test), Chromium, nginx and HAProxy (the
-# browser and proxy tests), and the tools pinned in go.mod, which it
-# installs; README.md says how to skip the browser and proxy tests.
+# (js/wasm, the eventsource client test), Chromium (the browser tests),
+# nginx, HAProxy, Apache httpd, Caddy, Varnish and Squid (the proxy tests),
+# and the tools pinned in go.mod, which it installs; docs/testing.md says
+# how to skip the browser and proxy tests.
 
 GO       ?= go
 GOROOT   := $(shell $(GO) env GOROOT)
 BIN      := $(CURDIR)/.bin
 # Packages without sockets: their tests also run under WebAssembly.
-WASM_PKGS := ./sse/... ./handler/... ./internal/... ./lambda/adapter/...
+WASM_PKGS := ./sse/... ./handler/... ./internal/wiretest/... ./internal/clock/... ./lambda/adapter/...
 
 .PHONY: run test check test-native test-load test-js test-wasip1 fuzz bench build-TickstreamFunction
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,15 +37,16 @@ type Finding struct {
 	Fix     string `json:"fix,omitempty"`
 
 	// Figures, where the check measures them.
-	MaxHoldMs          *int64 `json:"max_hold_ms,omitempty"`
-	BlockBytes         int    `json:"block_bytes,omitempty"`
-	ReleaseEveryMs     int64  `json:"release_every_ms,omitempty"`
-	CutAfterMs         int64  `json:"cut_after_ms,omitempty"`
-	Encoding           string `json:"encoding,omitempty"`
-	RoundTripMs        *int64 `json:"round_trip_ms,omitempty"`
-	FirstEventMs       *int64 `json:"first_event_ms,omitempty"`
-	EventLatencyMs     *int64 `json:"event_latency_ms,omitempty"`
-	ClockUncertaintyMs *int64 `json:"clock_uncertainty_ms,omitempty"`
+	MaxHoldMs      *int64 `json:"max_hold_ms,omitempty"`
+	BlockBytes     int    `json:"block_bytes,omitempty"`
+	ReleaseEveryMs int64  `json:"release_every_ms,omitempty"`
+	CutAfterMs     int64  `json:"cut_after_ms,omitempty"`
+	Encoding       string `json:"encoding,omitempty"`
+	// The latency finding's, to a tenth of a millisecond.
+	RoundTripMs        *float64 `json:"round_trip_ms,omitempty"`
+	FirstEventMs       *float64 `json:"first_event_ms,omitempty"`
+	EventLatencyMs     *float64 `json:"event_latency_ms,omitempty"`
+	ClockUncertaintyMs *float64 `json:"clock_uncertainty_ms,omitempty"`
 
 	problem string // what Fix fixes, to find the setting for the path's software
 }
@@ -249,10 +251,11 @@ type clockEstimate struct {
 func (c *checker) clock(ctx context.Context) (clockEstimate, error) {
 	var est clockEstimate
 	best := time.Duration(-1)
-	for range 5 {
+	for i := range 5 {
 		ctx, cancel := context.WithTimeout(ctx, c.limits.header)
 		sent := time.Now()
-		status, body, err := c.get(ctx, "/time")
+		// A query of its own keeps every read out of any cache on the path.
+		status, body, err := c.get(ctx, fmt.Sprintf("/time?read=%d-%d", sent.UnixNano(), i))
 		got := time.Now()
 		cancel()
 		if err != nil {
@@ -395,12 +398,13 @@ func (c *checker) readError(p probe, capt capture, limit time.Duration) error {
 // describe words a request's failure: which request, and what stalled.
 func describe(what string, err error, limit time.Duration) error {
 	var redirect *redirectError
+	var unknownCA x509.UnknownAuthorityError
 	switch {
 	case errors.As(err, &redirect):
 		return fmt.Errorf("%s: %w", what, redirect)
 	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
 		return fmt.Errorf("%s: stalled: no whole answer within %v", what, limit)
-	case strings.Contains(err.Error(), "x509: certificate signed by unknown authority"):
+	case errors.As(err, &unknownCA):
 		return fmt.Errorf("%w (pass the certificate of the CA that signed the server's with -cacert FILE, or skip verification with -insecure)", err)
 	}
 	return err
@@ -427,6 +431,12 @@ func (c *checker) silent(ctx context.Context) (reading, error) {
 	return r.reading, nil
 }
 
+// tenths returns d in milliseconds, to a tenth of one.
+func tenths(d time.Duration) *float64 {
+	ms := float64(d.Round(100*time.Microsecond)) / float64(time.Millisecond)
+	return &ms
+}
+
 func millis(d time.Duration) *int64 {
 	n := d.Milliseconds()
 	return &n
@@ -441,6 +451,15 @@ func heldToEnd(fast, padded, endless probeResult) bool {
 		return t.events > 0 && len(t.releases) == 1 && r.endAt-t.releases[0].at <= 50*time.Millisecond
 	}
 	return len(endless.events) == 0 && atEnd(fast) && atEnd(padded)
+}
+
+// encoded prefixes what a browser got with its encoding, if it was
+// compressed.
+func encoded(encoding, s string) string {
+	if encoding == "" || encoding == "identity" {
+		return s
+	}
+	return encoding + ": " + s
 }
 
 const heldDetail = "held until the response ends: /events and any endless stream get nothing through this path"
@@ -464,7 +483,7 @@ func differs(browser, plain timing, encoding string) string {
 // padded burst.
 func bufferingFinding(plain, browser, padded probeResult, held bool) Finding {
 	t := analyze(browser.arrivals)
-	f := Finding{Name: "buffering", Verdict: t.verdict(), MaxHoldMs: millis(t.maxHold), Detail: t.summary(), Encoding: browser.encoding}
+	f := Finding{Name: "buffering", Verdict: t.verdict(), MaxHoldMs: millis(t.maxHold), Detail: encoded(browser.encoding, t.summary()), Encoding: browser.encoding}
 	f.OK = f.Verdict == "live"
 	switch {
 	case browser.undecodable != nil:
@@ -475,7 +494,7 @@ func bufferingFinding(plain, browser, padded probeResult, held bool) Finding {
 		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+fastProbe.target+" arrived"
 		return f
 	case held:
-		f.Verdict, f.Detail = "held", t.summary()+"; "+heldDetail
+		f.Verdict, f.Detail = "held", encoded(browser.encoding, t.summary())+"; "+heldDetail
 	}
 	f.Detail += differs(t, analyze(plain.arrivals), browser.encoding)
 	if f.OK {
@@ -494,7 +513,7 @@ func bufferingFinding(plain, browser, padded probeResult, held bool) Finding {
 // browser gets it.
 func accelFinding(fast, browser, plain probeResult, held bool) Finding {
 	t := analyze(browser.arrivals)
-	f := Finding{Name: "accel", Verdict: t.verdict(), MaxHoldMs: millis(t.maxHold), Detail: t.summary(), Encoding: browser.encoding}
+	f := Finding{Name: "accel", Verdict: t.verdict(), MaxHoldMs: millis(t.maxHold), Detail: encoded(browser.encoding, t.summary()), Encoding: browser.encoding}
 	f.OK = f.Verdict == "live"
 	small := analyze(fast.arrivals).verdict()
 	switch {
@@ -506,7 +525,7 @@ func accelFinding(fast, browser, plain probeResult, held bool) Finding {
 		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+accelProbe.target+" arrived"
 		return f
 	case held:
-		f.Verdict, f.Detail = "held", t.summary()+"; "+heldDetail
+		f.Verdict, f.Detail = "held", encoded(browser.encoding, t.summary())+"; "+heldDetail
 		f.Fix, f.problem = fixBuffering, problemBuffering
 	case f.OK && small != "live":
 		f.Detail += "; the path honours X-Accel-Buffering: no (as nginx does), which tickstream's /events sends"
@@ -567,7 +586,7 @@ func compressionFinding(r, plain probeResult) Finding {
 // one: the round trip, the first event's wait, and, where the server's
 // clock is known, the events' latency on /events as a browser gets it.
 func latencyFinding(rtt time.Duration, clk clockEstimate, results []probeResult, events probeResult) Finding {
-	f := Finding{Name: "latency", OK: true, RoundTripMs: millis(rtt)}
+	f := Finding{Name: "latency", OK: true, RoundTripMs: tenths(rtt)}
 	first := time.Duration(-1)
 	for _, r := range results {
 		if at, ok := r.firstAt(); ok && !r.endless && (first < 0 || at < first) {
@@ -575,7 +594,7 @@ func latencyFinding(rtt time.Duration, clk clockEstimate, results []probeResult,
 		}
 	}
 	if first >= 0 {
-		f.FirstEventMs = millis(first)
+		f.FirstEventMs = tenths(first)
 	}
 	f.Detail = fmt.Sprintf("round trip %v", short(rtt))
 	if first >= 0 {
@@ -587,9 +606,15 @@ func latencyFinding(rtt time.Duration, clk clockEstimate, results []probeResult,
 		for i, a := range events.arrivals {
 			lat[i] = events.start.Add(a.at).Round(0).Sub(a.sent.Add(-clk.offset))
 		}
-		f.EventLatencyMs, f.ClockUncertaintyMs = millis(median(lat)), millis(clk.uncertainty)
-		f.Detail += fmt.Sprintf(", events %v late (median, ±%v by the server's clock)", short(median(lat)), short(clk.uncertainty))
-		late = late || slices.Min(lat) >= time.Second
+		if m := median(lat); m < -clk.uncertainty-2*time.Millisecond {
+			// Events stamped after they arrived: the clocks are not related
+			// (a cache answered /time, or the server's clock jumped).
+			f.Detail += fmt.Sprintf("; events arrived %v before their stamps by the server's clock as read from /time, so their latency is unknown", short(-m))
+		} else {
+			f.EventLatencyMs, f.ClockUncertaintyMs = tenths(m), tenths(clk.uncertainty)
+			f.Detail += fmt.Sprintf(", events %v late (median, ±%v by the server's clock)", short(m), short(clk.uncertainty))
+			late = late || slices.Min(lat) >= time.Second
+		}
 	} else if !clk.known {
 		f.Detail += "; the server has no /time route (an older tickstream), so events' latency is unknown"
 	}
@@ -598,7 +623,7 @@ func latencyFinding(rtt time.Duration, clk clockEstimate, results []probeResult,
 		f.Verdict, f.OK = "late", false
 		f.Detail += "; every event arrives a second or more after it was sent"
 		f.Fix = fixLatency
-	case first >= liveHold || f.EventLatencyMs != nil && *f.EventLatencyMs >= liveHold.Milliseconds():
+	case first >= liveHold || f.EventLatencyMs != nil && *f.EventLatencyMs >= float64(liveHold.Milliseconds()):
 		f.Verdict = "lagging"
 	default:
 		f.Verdict = "prompt"
@@ -622,7 +647,7 @@ func postFinding(post, get probeResult) Finding {
 		return f
 	}
 	t := analyze(post.arrivals)
-	f.Verdict, f.MaxHoldMs, f.Detail = t.verdict(), millis(t.maxHold), t.summary()
+	f.Verdict, f.MaxHoldMs, f.Detail = t.verdict(), millis(t.maxHold), encoded(post.encoding, t.summary())
 	f.OK = f.Verdict == "live"
 	if t.events == 0 {
 		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+post.String()+" arrived"

@@ -84,7 +84,8 @@ func runWithLimits(ctx context.Context, args []string, stdout, stderr io.Writer,
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./check [flags] URL\n\n"+
 			"Tells what the path to a tickstream server does to event streams.\n"+
-			"Exit status: 0 live, 1 a finding breaks live streaming, 2 not a reachable tickstream.\n\n")
+			"Exit status: 0 live, 1 a finding breaks live streaming, 2 not a reachable\n"+
+			"tickstream, or it answered past the check's limits (the message says which).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

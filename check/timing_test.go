@@ -225,19 +225,24 @@ func TestLatencyVerdicts(t *testing.T) {
 		want Finding
 	}{
 		{"prompt", clk, events(3 * ms), Finding{
-			Name: "latency", Verdict: "prompt", OK: true, RoundTripMs: ptr(1), FirstEventMs: ptr(3), EventLatencyMs: ptr(3), ClockUncertaintyMs: ptr(2),
+			Name: "latency", Verdict: "prompt", OK: true, RoundTripMs: fptr(1), FirstEventMs: fptr(3), EventLatencyMs: fptr(3), ClockUncertaintyMs: fptr(2),
 			Detail: "round trip 1ms, first event after 3ms, events 3ms late (median, ±2ms by the server's clock)",
 		}},
 		{"lagging", clk, events(400 * ms), Finding{
-			Name: "latency", Verdict: "lagging", OK: true, RoundTripMs: ptr(1), FirstEventMs: ptr(400), EventLatencyMs: ptr(400), ClockUncertaintyMs: ptr(2),
+			Name: "latency", Verdict: "lagging", OK: true, RoundTripMs: fptr(1), FirstEventMs: fptr(400), EventLatencyMs: fptr(400), ClockUncertaintyMs: fptr(2),
 			Detail: "round trip 1ms, first event after 400ms, events 400ms late (median, ±2ms by the server's clock)",
 		}},
 		{"late", clk, events(1200 * ms), Finding{
-			Name: "latency", Verdict: "late", RoundTripMs: ptr(1), FirstEventMs: ptr(1200), EventLatencyMs: ptr(1200), ClockUncertaintyMs: ptr(2), Fix: fixLatency,
+			Name: "latency", Verdict: "late", RoundTripMs: fptr(1), FirstEventMs: fptr(1200), EventLatencyMs: fptr(1200), ClockUncertaintyMs: fptr(2), Fix: fixLatency,
 			Detail: "round trip 1ms, first event after 1.2s, events 1.2s late (median, ±2ms by the server's clock); every event arrives a second or more after it was sent",
 		}},
+		// A cached /time reads behind the server's clock.
+		{"clocks unrelated", clockEstimate{known: true, offset: -500 * ms, uncertainty: 2 * ms}, synthetic("events", 40, 50*ms, func(i int) time.Duration { return time.Duration(i)*50*ms + 3*ms }), Finding{
+			Name: "latency", Verdict: "prompt", OK: true, RoundTripMs: fptr(1), FirstEventMs: fptr(3),
+			Detail: "round trip 1ms, first event after 3ms; events arrived 497ms before their stamps by the server's clock as read from /time, so their latency is unknown",
+		}},
 		{"no clock", clockEstimate{}, events(3 * ms), Finding{
-			Name: "latency", Verdict: "prompt", OK: true, RoundTripMs: ptr(1), FirstEventMs: ptr(3),
+			Name: "latency", Verdict: "prompt", OK: true, RoundTripMs: fptr(1), FirstEventMs: fptr(3),
 			Detail: "round trip 1ms, first event after 3ms; the server has no /time route (an older tickstream), so events' latency is unknown",
 		}},
 	}
@@ -250,3 +255,5 @@ func TestLatencyVerdicts(t *testing.T) {
 		})
 	}
 }
+
+func fptr(f float64) *float64 { return &f }

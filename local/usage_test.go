@@ -14,13 +14,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestHelpMatchesREADME: -h prints exactly what the README shows for it.
+// TestHelpMatchesREADME: -h prints exactly what the documentation of the
+// server (docs/server.md, which the README links) shows for it.
 func TestHelpMatchesREADME(t *testing.T) {
 	var out bytes.Buffer
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v, want flag.ErrHelp", err)
 	}
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/server.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,10 +29,10 @@ func TestHelpMatchesREADME(t *testing.T) {
 	_, block, found := strings.Cut(string(readme), start)
 	block, _, closed := strings.Cut(block, "```")
 	if !found || !closed {
-		t.Fatalf("the README has no block starting %q", start)
+		t.Fatalf("docs/server.md has no block starting %q", start)
 	}
 	if diff := cmp.Diff(block, out.String()); diff != "" {
-		t.Errorf("-h output differs from the README's (-README +output):\n%s", diff)
+		t.Errorf("-h output differs from docs/server.md's (-docs +output):\n%s", diff)
 	}
 }
 
