@@ -583,3 +583,19 @@ func TestPostStreamsAsGet(t *testing.T) {
 		}
 	}
 }
+
+// TestPostRefusedForItsQuery: a POST stream whose query is bad is refused
+// without its body being read, and over HTTP/1.x its connection is closed,
+// as every refused body's is.
+func TestPostRefusedForItsQuery(t *testing.T) {
+	for _, target := range []string{"/stream/fast?count=0", "/events?interval=%zz"} {
+		req := httptest.NewRequest("POST", target, nil)
+		body := &readCounter{Reader: strings.NewReader(`{"size":10}`)}
+		req.Body, req.ContentLength = body, 11
+		rec := httptest.NewRecorder()
+		handler.New().ServeHTTP(rec, req)
+		if rec.Code != 400 || rec.Header().Get("Connection") != "close" || body.n != 0 {
+			t.Errorf("POST %s: %d, Connection %q, %d body bytes read; want 400, close, none", target, rec.Code, rec.Header().Get("Connection"), body.n)
+		}
+	}
+}

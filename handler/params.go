@@ -196,16 +196,24 @@ func streamParams[P comparable](h *Handler, w http.ResponseWriter, r *http.Reque
 	return p, true
 }
 
+// mergedParams is streamParams without the answer: the parameters, or why
+// the request is refused. A POST refused for its query leaves its body
+// unread, as any refused body is.
 func mergedParams[P comparable](h *Handler, w http.ResponseWriter, r *http.Request, names []string, parse func(url.Values) (P, error)) (P, error) {
 	var zero P
 	values, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return zero, fmt.Errorf("malformed query string: %w", err)
-	}
-	if r.Method != http.MethodPost {
+	if err == nil && r.Method != http.MethodPost {
 		return parse(values)
 	}
-	if _, err := parse(values); err != nil {
+	if err == nil {
+		_, err = parse(values)
+	} else {
+		err = fmt.Errorf("malformed query string: %w", err)
+	}
+	if err != nil {
+		if r.Method == http.MethodPost && r.ContentLength != 0 {
+			leaveBodyUnread(w, r)
+		}
 		return zero, err
 	}
 	body, err := h.readBody(w, r)
