@@ -478,23 +478,35 @@ func differs(browser, plain timing, encoding string) string {
 		browserEncodings, enc, browser.verdict(), plain.verdict())
 }
 
+// timedFinding starts the finding name of a stream as a browser got it
+// (r): judged by its events' holds, live or not. It is final when there is
+// nothing to judge: an encoding the check cannot decode, or no event.
+func timedFinding(name string, r probeResult) (f Finding, t timing, final bool) {
+	t = analyze(r.arrivals)
+	f = Finding{Name: name, Verdict: t.verdict(), MaxHoldMs: millis(t.maxHold), Detail: encoded(r.encoding, t.summary()), Encoding: r.encoding}
+	f.OK = f.Verdict == "live"
+	switch {
+	case r.undecodable != nil:
+		f.Verdict, f.OK, f.MaxHoldMs, f.Detail = "unreadable", false, nil, r.undecodable.Error()+", so the events cannot be timed"
+		f.Fix, f.problem = fixCompression, problemCompression
+		return f, t, true
+	case t.events == 0:
+		f.Verdict, f.OK, f.MaxHoldMs, f.Detail = "broken", false, nil, "no event of "+r.String()+" arrived"
+		return f, t, true
+	}
+	return f, t, false
+}
+
 // bufferingFinding judges /stream/fast, which sends no X-Accel-Buffering,
 // as a browser gets it, and finds the kind and size of a buffer from the
 // padded burst.
 func bufferingFinding(plain, browser, padded probeResult, held bool) Finding {
-	t := analyze(browser.arrivals)
-	f := Finding{Name: "buffering", Verdict: t.verdict(), MaxHoldMs: millis(t.maxHold), Detail: encoded(browser.encoding, t.summary()), Encoding: browser.encoding}
-	f.OK = f.Verdict == "live"
-	switch {
-	case browser.undecodable != nil:
-		f.Verdict, f.OK, f.MaxHoldMs, f.Detail = "unreadable", false, nil, browser.undecodable.Error()+", so the burst cannot be timed"
-		f.Fix, f.problem = fixCompression, problemCompression
+	f, t, final := timedFinding("buffering", browser)
+	if final {
 		return f
-	case t.events == 0:
-		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+fastProbe.target+" arrived"
-		return f
-	case held:
-		f.Verdict, f.Detail = "held", encoded(browser.encoding, t.summary())+"; "+heldDetail
+	}
+	if held {
+		f.Verdict, f.Detail = "held", f.Detail+"; "+heldDetail
 	}
 	f.Detail += differs(t, analyze(plain.arrivals), browser.encoding)
 	if f.OK {
@@ -512,20 +524,14 @@ func bufferingFinding(plain, browser, padded probeResult, held bool) Finding {
 // accelFinding judges /events, which sends X-Accel-Buffering: no, as a
 // browser gets it.
 func accelFinding(fast, browser, plain probeResult, held bool) Finding {
-	t := analyze(browser.arrivals)
-	f := Finding{Name: "accel", Verdict: t.verdict(), MaxHoldMs: millis(t.maxHold), Detail: encoded(browser.encoding, t.summary()), Encoding: browser.encoding}
-	f.OK = f.Verdict == "live"
+	f, t, final := timedFinding("accel", browser)
+	if final {
+		return f
+	}
 	small := analyze(fast.arrivals).verdict()
 	switch {
-	case browser.undecodable != nil:
-		f.Verdict, f.OK, f.MaxHoldMs, f.Detail = "unreadable", false, nil, browser.undecodable.Error()+", so the events cannot be timed"
-		f.Fix, f.problem = fixCompression, problemCompression
-		return f
-	case t.events == 0:
-		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+accelProbe.target+" arrived"
-		return f
 	case held:
-		f.Verdict, f.Detail = "held", encoded(browser.encoding, t.summary())+"; "+heldDetail
+		f.Verdict, f.Detail = "held", f.Detail+"; "+heldDetail
 		f.Fix, f.problem = fixBuffering, problemBuffering
 	case f.OK && small != "live":
 		f.Detail += "; the path honours X-Accel-Buffering: no (as nginx does), which tickstream's /events sends"
@@ -634,23 +640,14 @@ func latencyFinding(rtt time.Duration, clk clockEstimate, results []probeResult,
 // postFinding judges a POST-answered stream (as LLM token streams and MCP's
 // Streamable HTTP are) against the same burst asked for with GET.
 func postFinding(post, get probeResult) Finding {
-	f := Finding{Name: "post", Encoding: post.encoding}
 	if post.status != http.StatusOK {
-		f.Verdict = "refused"
-		f.Detail = fmt.Sprintf("%s answered %d %s: POST-answered streams do not pass (or the server is a tickstream older than POST streams)",
-			post.probe, post.status, http.StatusText(post.status))
-		f.Fix = "let POST requests with a JSON body through to the server"
-		return f
+		return Finding{Name: "post", Verdict: "refused", Encoding: post.encoding,
+			Detail: fmt.Sprintf("%s answered %d %s: POST-answered streams do not pass (or the server is a tickstream older than POST streams)",
+				post.probe, post.status, http.StatusText(post.status)),
+			Fix: "let POST requests with a JSON body through to the server"}
 	}
-	if post.undecodable != nil {
-		f.Verdict, f.Detail, f.Fix, f.problem = "unreadable", post.undecodable.Error()+", so the stream cannot be timed", fixCompression, problemCompression
-		return f
-	}
-	t := analyze(post.arrivals)
-	f.Verdict, f.MaxHoldMs, f.Detail = t.verdict(), millis(t.maxHold), encoded(post.encoding, t.summary())
-	f.OK = f.Verdict == "live"
-	if t.events == 0 {
-		f.Verdict, f.OK, f.Detail = "broken", false, "no event of "+post.String()+" arrived"
+	f, _, final := timedFinding("post", post)
+	if final {
 		return f
 	}
 	if g := analyze(get.arrivals).verdict(); g != f.Verdict {

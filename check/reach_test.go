@@ -116,53 +116,44 @@ func TestForwardProxy(t *testing.T) {
 // lagRelay relays TCP to upstream, delaying every byte the server sends by
 // lag, as a distant or slow hop does without buffering.
 func lagRelay(t *testing.T, upstream string, lag time.Duration) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", upstream)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			go func() { io.Copy(server, client); server.Close() }()
-			go func() {
-				type chunk struct {
-					due  time.Time
-					data []byte
-				}
-				queue := make(chan chunk, 4096)
-				go func() {
-					defer client.Close()
-					for c := range queue {
-						time.Sleep(time.Until(c.due))
-						if _, err := client.Write(c.data); err != nil {
-							return
-						}
-					}
-				}()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := server.Read(buf)
-					if n > 0 {
-						queue <- chunk{time.Now().Add(lag), bytes.Clone(buf[:n])}
-					}
-					if err != nil {
-						close(queue)
+	return rawServer(t, func(client net.Conn) {
+		server, err := net.Dial("tcp", upstream)
+		if err != nil {
+			return
+		}
+		defer server.Close()
+		go func() { io.Copy(server, client); server.Close() }()
+		type chunk struct {
+			due  time.Time
+			data []byte
+		}
+		queue := make(chan chunk, 4096)
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			defer close(queue)
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := server.Read(buf)
+				if n > 0 {
+					select {
+					case queue <- chunk{time.Now().Add(lag), bytes.Clone(buf[:n])}:
+					case <-done: // the client is gone
 						return
 					}
 				}
-			}()
+				if err != nil {
+					return
+				}
+			}
+		}()
+		for c := range queue {
+			time.Sleep(time.Until(c.due))
+			if _, err := client.Write(c.data); err != nil {
+				return
+			}
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	})
 }
 
 // TestLatency: a relay that delays every byte without buffering keeps

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tickstream/tickstream/internal/wiretest"
 )
 
 // readme returns the repository's README.
@@ -28,12 +29,7 @@ func TestHelpMatchesREADME(t *testing.T) {
 	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("-h: exit status %d", code)
 	}
-	const start = "```console\n$ go run ./check -h\n"
-	_, block, found := strings.Cut(readme(t), start)
-	block, _, closed := strings.Cut(block, "```")
-	if !found || !closed {
-		t.Fatalf("the README has no block starting %q", start)
-	}
+	block := wiretest.CodeBlock(t, "../README.md", "```console\n$ go run ./check -h\n")
 	if diff := cmp.Diff(block, stderr.String()); diff != "" {
 		t.Errorf("-h output differs from the README's (-README +output):\n%s", diff)
 	}

@@ -21,14 +21,6 @@ import (
 func TestRequestBodiesRefused(t *testing.T) {
 	r := startRunner(t, nil)
 	addr := strings.TrimPrefix(r.url, "http://")
-	answer := func(status, body string) string {
-		return "HTTP/1.1 " + status + "\r\n" +
-			"Connection: close\r\n" +
-			"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
-			"Content-Type: application/json\r\n" +
-			"X-Content-Type-Options: nosniff\r\n" +
-			"Date: <now>\r\n\r\n" + body
-	}
 	bodyRefused := answer("400 Bad Request", `{"error":"request body not allowed: only POST /events and POST /stream/fast take one"}`)
 	for _, tt := range []struct {
 		name, request, want string
@@ -66,6 +58,17 @@ func TestRequestBodiesRefused(t *testing.T) {
 
 var dateHeader = regexp.MustCompile(`Date: [^\r]*`)
 
+// answer is the exact refusal the runner writes, with status and a JSON
+// body, its Date header masked as dateHeader masks it.
+func answer(status, body string) string {
+	return "HTTP/1.1 " + status + "\r\n" +
+		"Connection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
+		"Content-Type: application/json\r\n" +
+		"X-Content-Type-Options: nosniff\r\n" +
+		"Date: <now>\r\n\r\n" + body
+}
+
 // TestPostBodiesBounded: a POST stream's body is bounded as a hostile
 // client would test it. One announced over 64 KiB gets 413 at once, unread;
 // one that grows past it while it is sent gets 413 when it does; one not
@@ -77,14 +80,6 @@ func TestPostBodiesBounded(t *testing.T) {
 		t.Run("detach="+detach, func(t *testing.T) {
 			r := startRunner(t, []string{"-read-header-timeout", "1s", "-detach=" + detach})
 			addr := strings.TrimPrefix(r.url, "http://")
-			answer := func(status, body string) string {
-				return "HTTP/1.1 " + status + "\r\n" +
-					"Connection: close\r\n" +
-					"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
-					"Content-Type: application/json\r\n" +
-					"X-Content-Type-Options: nosniff\r\n" +
-					"Date: <now>\r\n\r\n" + body
-			}
 			clientClosed := func(a string) string {
 				return strings.Replace(strings.Replace(a, "Connection: close\r\n", "", 1), "Date: <now>\r\n", "Date: <now>\r\nConnection: close\r\n", 1)
 			}

@@ -5,13 +5,13 @@ import (
 	"debug/buildinfo"
 	"errors"
 	"flag"
-	"os"
 	"os/exec"
 	"runtime/debug"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tickstream/tickstream/internal/wiretest"
 )
 
 // TestHelpMatchesREADME: -h prints exactly what the documentation of the
@@ -21,16 +21,7 @@ func TestHelpMatchesREADME(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v, want flag.ErrHelp", err)
 	}
-	readme, err := os.ReadFile("../docs/server.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const start = "```console\n$ go run ./local -h\n"
-	_, block, found := strings.Cut(string(readme), start)
-	block, _, closed := strings.Cut(block, "```")
-	if !found || !closed {
-		t.Fatalf("docs/server.md has no block starting %q", start)
-	}
+	block := wiretest.CodeBlock(t, "../docs/server.md", "```console\n$ go run ./local -h\n")
 	if diff := cmp.Diff(block, out.String()); diff != "" {
 		t.Errorf("-h output differs from docs/server.md's (-docs +output):\n%s", diff)
 	}

@@ -295,3 +295,21 @@ func SteppingClock(step time.Duration) func() time.Time {
 // Updating reports whether the tests run with -update, to rewrite the files
 // they check instead of checking them.
 func Updating() bool { return *update }
+
+// CodeBlock returns the body of the fenced block in the Markdown file that
+// starts with the line start (such as "```console\n$ go run ./local -h\n"),
+// up to its closing fence, so that tests can hold the documentation to what
+// a command prints.
+func CodeBlock(t testing.TB, file, start string) string {
+	t.Helper()
+	doc, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, found := strings.Cut(string(doc), start)
+	block, _, closed := strings.Cut(block, "```")
+	if !found || !closed {
+		t.Fatalf("%s has no block starting %q", file, start)
+	}
+	return block
+}
