@@ -531,8 +531,9 @@ func accelFinding(fast, browser, plain probeResult, held bool) Finding {
 	small := analyze(fast.arrivals).verdict()
 	switch {
 	case held:
+		// Sending X-Accel-Buffering: no did not help: a fix must not say to.
 		f.Verdict, f.Detail = "held", f.Detail+"; "+heldDetail
-		f.Fix, f.problem = fixBuffering, problemBuffering
+		f.Fix, f.problem = fixBuffering, problemAccel
 	case f.OK && small != "live":
 		f.Detail += "; the path honours X-Accel-Buffering: no (as nginx does), which tickstream's /events sends"
 	case f.OK:

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -257,3 +258,18 @@ func TestLatencyVerdicts(t *testing.T) {
 }
 
 func fptr(f float64) *float64 { return &f }
+
+// TestAccelFixesNeverSuggestTheHeader: when events that carry
+// X-Accel-Buffering: no are held, no fix, for any software, says to send it.
+func TestAccelFixesNeverSuggestTheHeader(t *testing.T) {
+	software := [][]string{nil}
+	for _, p := range products {
+		software = append(software, []string{p.name})
+	}
+	for _, sw := range software {
+		held := accelFinding(probeResult{}, synthetic("events", 40, 50*ms, func(int) time.Duration { return 2 * time.Second }), probeResult{}, true)
+		if fix := fixFor(held.problem, sw, held.Fix); strings.Contains(fix, "send X-Accel-Buffering") {
+			t.Errorf("behind %v, held events that carry the header get the fix %q", sw, fix)
+		}
+	}
+}
