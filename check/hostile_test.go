@@ -105,6 +105,9 @@ func TestHostileServers(t *testing.T) {
 		}, "check: GET /health: stalled: no whole answer within 700ms\n", 3 * time.Second},
 		{"a header dripped a line at a time", func(t *testing.T) string {
 			return rawServer(t, func(c net.Conn) {
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
 				fmt.Fprint(c, "HTTP/1.1 200 OK\r\n")
 				for i := 0; ; i++ {
 					time.Sleep(100 * time.Millisecond)
