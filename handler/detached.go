@@ -253,8 +253,8 @@ func (s *stream) detach() error {
 	}
 	s.conn = conn
 	s.head = appendResponseHead(make([]byte, 0, 256), s.w.Header(), time.Now())
-	s.out = make([]byte, 0, 512)
-	s.w, s.rc = nil, nil // nothing of net/http's stays reachable
+	s.out = make([]byte, 0, len(s.head)+s.frame+chunkOverhead) // the largest write: the head with the first frame
+	s.w, s.rc = nil, nil                                       // nothing of net/http's stays reachable
 	return nil
 }
 

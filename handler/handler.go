@@ -48,6 +48,7 @@ const (
 	defaultWriteTimeout = 10 * time.Second
 	defaultHeartbeat    = 15 * time.Second
 	defaultBodyTimeout  = 5 * time.Second
+	defaultStreamMemory = 128 << 20
 )
 
 // Handler serves the routes. Create one with New; it is safe for concurrent
@@ -62,12 +63,15 @@ type Handler struct {
 	writeTimeout time.Duration
 	heartbeat    time.Duration
 	bodyTimeout  time.Duration
+	bufferBudget int64            // bytes the open streams may hold in buffers, in all
 	origins      map[string]bool  // nil: CORS is off
 	detached     *detachedStreams // nil: streams stay with net/http
 	logger       *slog.Logger
 	pageHTML     []byte // the page, rendered for these settings
 
-	streams atomic.Int64 // streams being served now
+	streams  atomic.Int64 // streams being served now
+	buffered atomic.Int64 // bytes of buffers they hold (streamPace.buffers)
+	released atomic.Int64 // bytes of buffers the streams that ended held, in all
 }
 
 // An Option configures a Handler.
@@ -116,6 +120,19 @@ func WithWriteTimeout(d time.Duration) Option {
 // disables heartbeats.
 func WithHeartbeat(d time.Duration) Option {
 	return func(h *Handler) { h.heartbeat = max(d, 0) }
+}
+
+// WithStreamMemory sets how many bytes of buffers the open streams may hold
+// in all (default 128 MiB). Each stream holds about twice its largest event
+// (the frame it builds and the chunk it writes) and 4 KiB besides: about
+// 4.4 KiB for an ordinary /events tick, 2 MiB for one padded to the largest
+// size, 1 MiB. A stream that would take the streams past the budget gets
+// 503 with Retry-After and a message that says why, however few streams are
+// open, so no client can make the server hold more, and /health keeps
+// answering. At least one stream of the largest size fits any budget.
+func WithStreamMemory(bytes int64) Option {
+	largest := streamPace{maxFrame: maxTickSize(time.Hour, maxSize)}.buffers()
+	return func(h *Handler) { h.bufferBudget = max(bytes, largest) }
 }
 
 // WithBodyTimeout sets how long a POST stream request's body may take to
@@ -184,6 +201,7 @@ func New(opts ...Option) *Handler {
 		writeTimeout: defaultWriteTimeout,
 		heartbeat:    defaultHeartbeat,
 		bodyTimeout:  defaultBodyTimeout,
+		bufferBudget: defaultStreamMemory,
 	}
 	for _, opt := range opts {
 		opt(h)

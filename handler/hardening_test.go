@@ -301,6 +301,59 @@ func TestStreamLimit(t *testing.T) {
 	})
 }
 
+// TestStreamMemory: the open streams hold at most the memory budget in
+// buffers, however they are asked for. With 6 MiB, two streams of 1 MiB
+// events fit (about 2 MiB each) and a third gets 503 saying why, while
+// small streams, /health and the page still answer; once the big streams
+// end, their budget is free again.
+func TestStreamMemory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := handler.New(handler.WithStreamMemory(6 << 20))
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		big := make([]*httptest.ResponseRecorder, 3)
+		for i := range big {
+			big[i] = httptest.NewRecorder()
+			wg.Go(func() {
+				h.ServeHTTP(big[i], httptest.NewRequestWithContext(ctx, "GET", "/events?size=1048576", nil))
+			})
+			synctest.Wait()
+		}
+		// Each: 4 KiB, and twice its largest frame (1 MiB and 151 bytes of
+		// retry, id and fields) as a chunk (20 bytes of framing at most).
+		perStream := int64(4<<10 + 2*(1048576+151+20))
+		if got, _ := h.StreamBuffers(); got != 2*perStream {
+			t.Errorf("StreamBuffers() = %d with two 1 MiB streams, want %d", got, 2*perStream)
+		}
+		small := serveFor(h, httptest.NewRequest("GET", "/stream/fast?count=2", nil), time.Second)
+		health := serveFor(h, httptest.NewRequest("GET", "/health", nil), 0)
+		if small.Code != 200 || health.Code != 200 {
+			t.Errorf("beside the big streams: a small stream %d, /health %d; want 200 and 200", small.Code, health.Code)
+		}
+		cancel()
+		wg.Wait()
+		body := `{"error":"not enough stream memory: a stream of 1 MiB events needs 2 MiB of buffers, and the open streams hold 4 MiB of the 6 MiB the server gives them; retry later, or ask for smaller events (size)"}`
+		want := wiretest.Dump(503, http.Header{
+			"Content-Length":         {fmt.Sprint(len(body))},
+			"Content-Type":           {"application/json"},
+			"Retry-After":            {"1"},
+			"X-Content-Type-Options": {"nosniff"},
+		}, []byte(body))
+		if diff := cmp.Diff(string(want), string(wiretest.Dump(big[2].Code, big[2].Result().Header, big[2].Body.Bytes()))); diff != "" {
+			t.Errorf("the third big stream (-want +got):\n%s", diff)
+		}
+		if big[0].Code != 200 || big[1].Code != 200 {
+			t.Errorf("the first two big streams: %d and %d, want 200", big[0].Code, big[1].Code)
+		}
+		if open, released := h.StreamBuffers(); open != 0 || released < 2*perStream || h.Streams() != 0 {
+			t.Errorf("StreamBuffers() = %d, %d and Streams() = %d after every stream ended, want 0, at least %d, 0", open, released, h.Streams(), 2*perStream)
+		}
+		if rec := serveFor(h, httptest.NewRequest("GET", "/events?size=1048576", nil), time.Second); rec.Code != 200 {
+			t.Errorf("a big stream after the others ended: %d, want 200", rec.Code)
+		}
+	})
+}
+
 // stallingWriter imitates a connection whose client stopped reading: every
 // write after the first n blocks until the write deadline, then fails as
 // net/http's does.

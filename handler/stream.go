@@ -3,10 +3,12 @@ package handler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tickstream/tickstream/internal/clock"
@@ -43,11 +45,11 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		}
 		end = p.count
 	}
-	if !h.startStream(w, r, true) {
+	pace := streamPace{period: p.interval, heartbeat: p.heartbeat, maxFrame: maxTickSize(h.retry, p.size)}
+	if !h.startStream(w, r, true, pace) {
 		return
 	}
 	now := clock.From(r.Context())
-	pace := streamPace{period: p.interval, heartbeat: p.heartbeat, maxFrame: maxTickSize(h.retry, p.size)}
 	h.serveStream(w, r, pace, func(ctx context.Context, s *stream) error {
 		retry := h.retry
 		for ; ; id++ {
@@ -84,11 +86,11 @@ func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 		}
 		first = last + 1
 	}
-	if !h.startStream(w, r, false) {
+	pace := streamPace{period: p.delay, heartbeat: p.heartbeat, maxFrame: maxFastSize(p.size)}
+	if !h.startStream(w, r, false, pace) {
 		return
 	}
 	now := clock.From(r.Context())
-	pace := streamPace{period: p.delay, heartbeat: p.heartbeat, maxFrame: maxFastSize(p.size)}
 	h.serveStream(w, r, pace, func(ctx context.Context, s *stream) error {
 		for seq := first; seq < p.count; seq++ {
 			s.buf = appendFast(s.buf[:0], seq, now(), p.size)
@@ -113,14 +115,22 @@ func streamFinished(w http.ResponseWriter) {
 }
 
 // startStream answers what comes before a stream's events: it takes a
-// stream slot, or refuses the request if none is free, and sets the stream's
-// headers (with X-Accel-Buffering: no if noBuffering). A HEAD request gets
-// the headers and no slot. It reports whether the caller is to stream, and
-// so to release the slot (serveStream does).
-func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, noBuffering bool) bool {
+// stream slot and the buffer memory of a stream written at pace, or refuses
+// the request if either is short, and sets the stream's headers (with
+// X-Accel-Buffering: no if noBuffering). A HEAD request gets the headers and
+// takes nothing. It reports whether the caller is to stream, and so to
+// release what it took (serveStream does).
+func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, noBuffering bool, pace streamPace) bool {
 	head := r.Method == http.MethodHead
 	if !head && !h.acquireStream() {
-		h.refuseStream(w, r)
+		h.refuseStream(w, r, "too many open streams (limit "+strconv.Itoa(h.maxStreams)+"); retry later")
+		return false
+	}
+	if !head && !h.acquireBuffers(pace.buffers()) {
+		h.releaseStream()
+		h.refuseStream(w, r, fmt.Sprintf("not enough stream memory: a stream of %s events needs %s of buffers, "+
+			"and the open streams hold %s of the %s the server gives them; retry later, or ask for smaller events (size)",
+			byteSize(int64(pace.maxFrame)), byteSize(pace.buffers()), byteSize(h.buffered.Load()), byteSize(h.bufferBudget)))
 		return false
 	}
 	hdr := w.Header()
@@ -144,12 +154,23 @@ type streamPace struct {
 	maxFrame  int
 }
 
+// buffers is the memory a stream at this pace holds in buffers: the frame
+// it builds, and the copy a detached stream frames as a chunk with the
+// response head (streamBuffers), with what a stream holds besides.
+func (p streamPace) buffers() int64 {
+	return streamOverhead + 2*int64(p.maxFrame+chunkOverhead)
+}
+
+// streamOverhead is what any stream holds besides its frames' buffers: its
+// state, its context, its response head, its goroutine's stack.
+const streamOverhead = 4 << 10
+
 // serveStream runs body, which writes a stream at pace, and then releases
 // the stream's slot. It runs body here, with the request's context; or, for
 // a detached stream (WithDetachedStreams, see detached.go), on the hijacked
 // connection in a goroutine of its own, and returns at once.
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, pace streamPace, body func(context.Context, *stream) error) {
-	s := h.newStream(w, pace.period)
+	s := h.newStream(w, pace)
 	s.heartbeat = pace.heartbeat
 	s.clearDeadline = r.ProtoMajor >= 2
 	if h.detached != nil && r.ProtoMajor == 1 && r.ProtoMinor == 1 && s.detach() == nil {
@@ -159,11 +180,12 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, pace strea
 	h.endStream(r.Context(), r.Pattern, s, body(r.Context(), s))
 }
 
-// endStream closes s after its body returned err, releases its slot, and
-// records why it ended.
+// endStream closes s after its body returned err, releases its slot and
+// buffers, and records why it ended.
 func (h *Handler) endStream(ctx context.Context, route string, s *stream, err error) {
 	s.close(err)
 	h.releaseStream()
+	h.releaseBuffers(s.buffers)
 	h.streamEnded(ctx, route, err)
 }
 
@@ -179,6 +201,44 @@ func (h *Handler) acquireStream() bool {
 
 func (h *Handler) releaseStream() { h.streams.Add(-1) }
 
+// acquireBuffers takes n bytes of the streams' buffer budget, reporting
+// false if they would take it past the budget. The count is exact however
+// many requests race for it.
+func (h *Handler) acquireBuffers(n int64) bool {
+	if h.buffered.Add(n) > h.bufferBudget {
+		h.buffered.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (h *Handler) releaseBuffers(n int64) {
+	h.buffered.Add(-n)
+	h.released.Add(n)
+}
+
+// StreamBuffers returns how many bytes of buffers the open streams hold, as
+// the budget counts them (WithStreamMemory), and how many the streams that
+// ended have held, in all, since the handler was made. A server that
+// returns memory to the operating system when big streams end (Go's runtime
+// does so only slowly, and only after a collection) can watch the second
+// figure grow, as tickstream's runner does.
+func (h *Handler) StreamBuffers() (open, released int64) {
+	return h.buffered.Load(), h.released.Load()
+}
+
+// byteSize writes n bytes as people read them: 512 B, 64 KiB, 1.5 MiB.
+func byteSize(n int64) string {
+	unit, size := "MiB", float64(n)/(1<<20)
+	switch {
+	case n < 1<<10:
+		return strconv.FormatInt(n, 10) + " B"
+	case n < 1<<20:
+		unit, size = "KiB", float64(n)/(1<<10)
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(size, 'f', 1, 64), ".0") + " " + unit
+}
+
 // Streams returns the number of streams being served now.
 func (h *Handler) Streams() int { return int(h.streams.Load()) }
 
@@ -187,13 +247,12 @@ func (h *Handler) Streams() int { return int(h.streams.Load()) }
 // Retry-After. An HTTP/1.x connection is closed after the answer, so that
 // refused clients do not keep idle connections (and the server's file
 // descriptors) while the streams they wait for hold theirs.
-func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request, why string) {
 	if r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
 	w.Header().Set("Retry-After", "1")
-	writeError(w, r, http.StatusServiceUnavailable,
-		"too many open streams (limit "+strconv.Itoa(h.maxStreams)+"); retry later")
+	writeError(w, r, http.StatusServiceUnavailable, why)
 }
 
 // streamEnded records why a stream ended early. A client that leaves or a
@@ -242,7 +301,9 @@ type stream struct {
 	next   time.Time // when the next frame is due
 	timer  *time.Timer
 
-	buf []byte // the frame to send, reused for every frame
+	buf     []byte // the frame to send, reused for every frame
+	frame   int    // the largest frame the stream sends
+	buffers int64  // the buffer budget the stream took (streamPace.buffers)
 
 	// A detached stream writes to conn itself: the response head (kept in
 	// head until the first frame, so both leave in one write), then each
@@ -252,7 +313,7 @@ type stream struct {
 	out  []byte
 }
 
-func (h *Handler) newStream(w http.ResponseWriter, period time.Duration) *stream {
+func (h *Handler) newStream(w http.ResponseWriter, pace streamPace) *stream {
 	return &stream{
 		w:            w,
 		rc:           http.NewResponseController(w),
@@ -260,9 +321,13 @@ func (h *Handler) newStream(w http.ResponseWriter, period time.Duration) *stream
 		canDeadline:  h.writeTimeout > 0,
 		writeTimeout: h.writeTimeout,
 		heartbeat:    h.heartbeat,
-		period:       period,
+		period:       pace.period,
 		next:         time.Now(),
-		buf:          make([]byte, 0, 256),
+		// The whole frame at once: a padded frame grown by appends would
+		// leave its smaller copies behind as garbage.
+		buf:     make([]byte, 0, max(256, pace.maxFrame)),
+		frame:   pace.maxFrame,
+		buffers: pace.buffers(),
 	}
 }
 

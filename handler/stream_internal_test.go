@@ -20,7 +20,7 @@ func (d *discardWriter) SetWriteDeadline(time.Time) error { return nil }
 // BenchmarkTick measures what /events does for each event: build the frame
 // in the stream's buffer, set the write deadline, write it and flush it.
 func BenchmarkTick(b *testing.B) {
-	benchmarkTick(b, New().newStream(&discardWriter{header: http.Header{}}, time.Second))
+	benchmarkTick(b, New().newStream(&discardWriter{header: http.Header{}}, streamPace{period: time.Second, maxFrame: 256}))
 }
 
 func benchmarkTick(b *testing.B, s *stream) {
@@ -38,7 +38,7 @@ func benchmarkTick(b *testing.B, s *stream) {
 
 // BenchmarkFast measures the same for one /stream/fast event.
 func BenchmarkFast(b *testing.B) {
-	s := New().newStream(&discardWriter{header: http.Header{}}, time.Second)
+	s := New().newStream(&discardWriter{header: http.Header{}}, streamPace{period: time.Second, maxFrame: 256})
 	now := time.Now()
 	b.ReportAllocs()
 	seq := int64(0)
@@ -61,7 +61,7 @@ func (discardConn) Close() error                     { return nil }
 // BenchmarkTickDetached measures /events per event on a detached stream:
 // build the frame, frame it as a chunk, set the write deadline, write it.
 func BenchmarkTickDetached(b *testing.B) {
-	s := New().newStream(&discardWriter{header: http.Header{}}, time.Second)
+	s := New().newStream(&discardWriter{header: http.Header{}}, streamPace{period: time.Second, maxFrame: 256})
 	s.conn, s.out = discardConn{}, make([]byte, 0, 512)
 	benchmarkTick(b, s)
 }

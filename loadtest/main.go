@@ -346,14 +346,21 @@ func readStream(ctx context.Context, cfg config, src net.IP, dials <-chan struct
 		var id int64
 		for {
 			line, err := lines.ReadSlice('\n')
+			// A line longer than the buffer (a padded event: size=) has its
+			// id in its first bytes, read before the rest is skipped (which
+			// reuses the buffer).
+			lineID, ok := dataID(line)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = lines.ReadSlice('\n')
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				return fmt.Errorf("stream ended: %v", err)
 			}
-			var ok bool
-			if id, ok = dataID(line); ok {
+			if ok {
+				id = lineID
 				break
 			}
 		}

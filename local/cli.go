@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
 )
 
@@ -57,3 +59,41 @@ func (f levelFlag) String() string {
 }
 
 func (f levelFlag) Set(s string) error { return f.level.UnmarshalText([]byte(s)) }
+
+// sizeFlag is a -stream-memory value: bytes, or a whole number of KiB, MiB
+// or GiB ("64MiB"), written back in the largest unit that divides it.
+type sizeFlag struct{ bytes *int64 }
+
+var sizeUnits = []struct {
+	name  string
+	bytes int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+func (f sizeFlag) String() string {
+	if f.bytes == nil {
+		return ""
+	}
+	for _, u := range sizeUnits {
+		if *f.bytes%u.bytes == 0 && *f.bytes != 0 {
+			return strconv.FormatInt(*f.bytes/u.bytes, 10) + u.name
+		}
+	}
+	return "0"
+}
+
+func (f sizeFlag) Set(s string) error {
+	for _, u := range sizeUnits {
+		if num, ok := strings.CutSuffix(s, u.name); ok || u.bytes == 1 {
+			if !ok {
+				num = s // plain bytes
+			}
+			n, err := strconv.ParseInt(num, 10, 64)
+			if err != nil || n < 1 || n > (1<<62)/u.bytes {
+				return fmt.Errorf("want a positive size such as 64MiB, 1GiB or 1048576 (bytes)")
+			}
+			*f.bytes = n * u.bytes
+			return nil
+		}
+	}
+	return nil
+}

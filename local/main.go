@@ -66,6 +66,7 @@ const (
 	defaultMaxStreams   = 10_000
 	defaultWriteTimeout = 10 * time.Second
 	defaultHeartbeat    = 15 * time.Second
+	defaultStreamMemory = 128 << 20
 )
 
 // config is what the command line and environment set.
@@ -78,6 +79,7 @@ type config struct {
 	writeTimeout      time.Duration
 	heartbeat         time.Duration
 	corsOrigins       []string
+	streamMemory      int64  // bytes of buffers the open streams may hold
 	tlsCert, tlsKey   string // PEM files; both set: serve HTTPS
 	h2c               bool   // also serve cleartext HTTP/2
 	detach            bool   // serve HTTP/1.1 streams on hijacked connections
@@ -89,6 +91,7 @@ func (cfg config) handlerOptions() []handler.Option {
 		handler.WithMaxStreams(cfg.maxStreams),
 		handler.WithWriteTimeout(cfg.writeTimeout),
 		handler.WithHeartbeat(cfg.heartbeat),
+		handler.WithStreamMemory(cfg.streamMemory),
 		// A POST stream's body has as long as its header had.
 		handler.WithBodyTimeout(cfg.readHeaderTimeout),
 	}
@@ -126,6 +129,8 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.Var(levelFlag{&cfg.logLevel}, "log-level", "log `level`: debug, info, warn or error")
 	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "close connections whose request header, or a POST stream's body, takes longer than this")
 	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "serve at most this many streams at once; more get 503")
+	cfg.streamMemory = defaultStreamMemory
+	fs.Var(sizeFlag{&cfg.streamMemory}, "stream-memory", "let the open streams hold at most this `size` of buffers in all (such as 64MiB or 1GiB); a stream beyond it gets 503")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", defaultWriteTimeout, "drop a stream whose client stopped taking writes, half to all of this later (0: never)")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", defaultHeartbeat, "send a keepalive comment on streams silent this long (0: never)")
 	fs.Func("cors-origins", "allow cross-origin reads from these comma-separated `origins` (* for any); CORS is off without it", func(s string) error {
@@ -270,6 +275,9 @@ func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cf
 		go func() { served <- srv.Serve(ln) }()
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "h2c", cfg.h2c)
+	returning, stopReturning := context.WithCancel(ctx)
+	defer stopReturning()
+	go returnMemory(returning, h)
 
 	select {
 	case err := <-served:
@@ -295,6 +303,30 @@ func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cf
 	<-served // http.ErrServerClosed
 	logger.Info("stopped")
 	return nil
+}
+
+// returnMemory gives the operating system back the memory of big streams
+// once they end. Go's runtime returns freed heap only slowly, and only after
+// a collection, which a server whose streams all left may not start for
+// minutes: 1,000 clients of 1 MiB events would leave it holding hundreds of
+// megabytes. Every second, if streams that ended have given up 32 MiB of
+// buffers or more since it last did, it collects and returns what is free.
+func returnMemory(ctx context.Context, h *handler.Handler) {
+	const worth = 32 << 20
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	_, returned := h.StreamBuffers()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, released := h.StreamBuffers(); released-returned >= worth {
+			debug.FreeOSMemory()
+			returned = released
+		}
+	}
 }
 
 // clientAddr matches an IPv4 or bracketed IPv6 address with a port, as
