@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tickstream/tickstream/handler"
 )
 
 // A Report is the check's result: one Finding per check, in a fixed order.
@@ -735,8 +737,8 @@ func idleFinding(r reading, limit time.Duration) Finding {
 	f.Verdict = "cut"
 	f.CutAfterMs = r.endAt.Milliseconds()
 	f.Detail = fmt.Sprintf("the path cut a silent stream after %v", cut)
-	f.Fix, f.problem = fmt.Sprintf("send heartbeats more often than every %v (tickstream: -heartbeat, default 15s)", cut), problemIdle
-	if r.endAt <= 15*time.Second {
+	f.Fix, f.problem = fmt.Sprintf("send heartbeats more often than every %v (tickstream: -heartbeat, default %v)", cut, handler.DefaultHeartbeat), problemIdle
+	if r.endAt <= handler.DefaultHeartbeat {
 		f.OK = false // tickstream's default heartbeats would not keep it open
 	}
 	return f

@@ -200,16 +200,28 @@ func (d *detachedStreams) abortAll() int {
 	return len(d.live)
 }
 
-// Shutdown ends the handler's detached streams (see WithDetachedStreams),
-// each after the event it is writing, with a properly ended response, and
-// waits until they are closed. Streams still open when ctx is done, whose
-// clients are not taking their last bytes, are aborted (their connections
-// reset), and Shutdown returns an error saying how many. A server that
-// serves the handler should call it when it shuts down, as
-// http.Server.Shutdown does not wait for hijacked connections. Streams
-// detached after Shutdown began end at once. Without WithDetachedStreams it
-// does nothing.
+// Shutdown shuts down the server that ConfigureServer prepared, if any
+// (http.Server.Shutdown: open streams end on an event boundary), and at the
+// same time the handler's detached streams (see WithDetachedStreams), which
+// the server does not see: each ends after the event it is writing, with a
+// properly ended response, and Shutdown waits until they are closed.
+// Detached streams still open when ctx is done, whose clients are not taking
+// their last bytes, are aborted (their connections reset). It returns the
+// server's error and one saying how many streams were reset, joined.
+// Streams detached after Shutdown began end at once.
 func (h *Handler) Shutdown(ctx context.Context) error {
+	served := make(chan error, 1)
+	if srv := h.server.Load(); srv != nil {
+		go func() { served <- srv.Shutdown(ctx) }()
+	} else {
+		served <- nil
+	}
+	err := h.shutdownDetached(ctx)
+	return errors.Join(<-served, err)
+}
+
+// shutdownDetached ends the detached streams, as Shutdown says.
+func (h *Handler) shutdownDetached(ctx context.Context) error {
 	d := h.detached
 	if d == nil {
 		return nil

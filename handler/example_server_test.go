@@ -5,7 +5,6 @@ package handler_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -52,12 +51,10 @@ func Example_server() {
 		}
 	}
 
-	// Shut down: the server and the handler together, within 5 s.
+	// Shut down: the server and the handler's streams together, within 5 s.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	detached := make(chan error, 1)
-	go func() { detached <- h.Shutdown(ctx) }()
-	fmt.Println("shutdown:", errors.Join(srv.Shutdown(ctx), <-detached))
+	fmt.Println("shutdown:", h.Shutdown(ctx))
 
 	// The client's response ended normally, after a whole event.
 	rest, err := io.ReadAll(body)

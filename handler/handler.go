@@ -19,7 +19,7 @@
 // fifth of the memory per stream and a graceful shutdown that ends every
 // stream at once on an event boundary: create it with WithDetachedStreams,
 // call Handler.ConfigureServer on the http.Server, and at shutdown call
-// Handler.Shutdown along with the server's Shutdown. The server example
+// Handler.Shutdown, which shuts down the server too. The server example
 // shows the whole of it.
 package handler
 
@@ -38,17 +38,17 @@ import (
 	"github.com/tickstream/tickstream/internal/clock"
 )
 
-// Defaults for the options.
+// The options' defaults: what New uses where no option says otherwise, for
+// servers that build their flags on them (as tickstream's runner does).
 const (
-	defaultInterval     = time.Second
-	defaultFastCount    = 100
-	defaultFastDelay    = 50 * time.Millisecond
-	defaultRetry        = time.Second
-	defaultMaxStreams   = 10_000
-	defaultWriteTimeout = 10 * time.Second
-	defaultHeartbeat    = 15 * time.Second
-	defaultBodyTimeout  = 5 * time.Second
-	defaultStreamMemory = 128 << 20
+	DefaultInterval     = time.Second           // WithInterval
+	DefaultFastDelay    = 50 * time.Millisecond // WithFastDelay
+	DefaultRetry        = time.Second           // WithRetry
+	DefaultMaxStreams   = 10_000                // WithMaxStreams
+	DefaultWriteTimeout = 10 * time.Second      // WithWriteTimeout
+	DefaultHeartbeat    = 15 * time.Second      // WithHeartbeat
+	DefaultBodyTimeout  = 5 * time.Second       // WithBodyTimeout
+	DefaultStreamMemory = 128 << 20             // WithStreamMemory, in bytes
 )
 
 // Handler serves the routes. Create one with New; it is safe for concurrent
@@ -72,6 +72,8 @@ type Handler struct {
 	streams  atomic.Int64 // streams being served now
 	buffered atomic.Int64 // bytes of buffers they hold (streamPace.buffers)
 	released atomic.Int64 // bytes of buffers the streams that ended held, in all
+
+	server atomic.Pointer[http.Server] // set by ConfigureServer, shut down by Shutdown
 }
 
 // An Option configures a Handler.
@@ -194,14 +196,14 @@ func WithLogger(l *slog.Logger) Option {
 func New(opts ...Option) *Handler {
 	h := &Handler{
 		mux:          http.NewServeMux(),
-		interval:     defaultInterval,
-		fastDelay:    defaultFastDelay,
-		retry:        defaultRetry,
-		maxStreams:   defaultMaxStreams,
-		writeTimeout: defaultWriteTimeout,
-		heartbeat:    defaultHeartbeat,
-		bodyTimeout:  defaultBodyTimeout,
-		bufferBudget: defaultStreamMemory,
+		interval:     DefaultInterval,
+		fastDelay:    DefaultFastDelay,
+		retry:        DefaultRetry,
+		maxStreams:   DefaultMaxStreams,
+		writeTimeout: DefaultWriteTimeout,
+		heartbeat:    DefaultHeartbeat,
+		bodyTimeout:  DefaultBodyTimeout,
+		bufferBudget: DefaultStreamMemory,
 	}
 	for _, opt := range opts {
 		opt(h)
@@ -273,8 +275,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serves.
 //
 // Streams detached with WithDetachedStreams are not srv's to wait for:
-// call h.Shutdown too, at the same time as srv.Shutdown (see the example).
+// shut down with h.Shutdown, which shuts srv down too, at the same time as
+// the streams (see the example).
 func (h *Handler) ConfigureServer(srv *http.Server) {
+	h.server.Store(srv)
 	shutdown, endStreams := context.WithCancel(context.Background())
 	base := srv.BaseContext
 	srv.BaseContext = func(ln net.Listener) context.Context {

@@ -28,6 +28,9 @@ const (
 	maxHeartbeat   = time.Hour
 )
 
+// defaultFastCount is how many events /stream/fast sends before "done".
+const defaultFastCount = 100
+
 // eventsParams are the settings of one /events stream.
 type eventsParams struct {
 	interval  time.Duration // between two ticks

@@ -5,6 +5,7 @@ package handler_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -66,5 +67,67 @@ func TestConfigureServer(t *testing.T) {
 	}
 	if err := <-served; err != http.ErrServerClosed {
 		t.Errorf("Serve: %v", err)
+	}
+}
+
+// TestShutdownShutsTheServer: after ConfigureServer, the handler's Shutdown
+// is the embedder's one call: it shuts the server down (its Serve returns,
+// its stream ends cleanly), and an error of the server's comes back from it.
+func TestShutdownShutsTheServer(t *testing.T) {
+	h := handler.New(handler.WithDetachedStreams())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	h.ConfigureServer(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/events?interval=1h&heartbeat=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := bufio.NewReader(resp.Body)
+	if _, err := body.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Errorf("Serve: %v, want http.ErrServerClosed", err)
+	}
+	if rest, err := io.ReadAll(body); err != nil || !strings.HasSuffix(string(rest), "\n\n") && len(rest) > 0 {
+		t.Errorf("the stream ended with %v after %q, want a clean end", err, rest)
+	}
+	// The server's own error is the handler's Shutdown's too: a context
+	// already done, with a connection still open.
+	h2 := handler.New()
+	accepted := make(chan struct{})
+	srv2 := &http.Server{Handler: h2, ReadHeaderTimeout: 5 * time.Second, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			close(accepted)
+		}
+	}}
+	h2.ConfigureServer(srv2)
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv2.Serve(ln2)
+	defer srv2.Close()
+	idle, err := net.Dial("tcp", ln2.Addr().String()) // a connection that never sends a request
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	<-accepted
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	if err := h2.Shutdown(done); !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown with a done context and a new connection open: %v, want context.Canceled", err)
 	}
 }

@@ -60,15 +60,6 @@ const (
 	maxHeaderBytes = 8 << 10
 )
 
-// Defaults of the flags that set the handler's options (which are also the
-// handler's own defaults).
-const (
-	defaultMaxStreams   = 10_000
-	defaultWriteTimeout = 10 * time.Second
-	defaultHeartbeat    = 15 * time.Second
-	defaultStreamMemory = 128 << 20
-)
-
 // config is what the command line and environment set.
 type config struct {
 	addr              string
@@ -128,11 +119,11 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	cfg.logLevel = slog.LevelInfo
 	fs.Var(levelFlag{&cfg.logLevel}, "log-level", "log `level`: debug, info, warn or error")
 	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "close connections whose request header, or a POST stream's body, takes longer than this")
-	fs.IntVar(&cfg.maxStreams, "max-streams", defaultMaxStreams, "serve at most this many streams at once; more get 503")
-	cfg.streamMemory = defaultStreamMemory
+	fs.IntVar(&cfg.maxStreams, "max-streams", handler.DefaultMaxStreams, "serve at most this many streams at once; more get 503")
+	cfg.streamMemory = handler.DefaultStreamMemory
 	fs.Var(sizeFlag{&cfg.streamMemory}, "stream-memory", "let the open streams hold at most this `size` of buffers in all (such as 64MiB or 1GiB); a stream beyond it gets 503")
-	fs.DurationVar(&cfg.writeTimeout, "write-timeout", defaultWriteTimeout, "drop a stream whose client stopped taking writes, half to all of this later (0: never)")
-	fs.DurationVar(&cfg.heartbeat, "heartbeat", defaultHeartbeat, "send a keepalive comment on streams silent this long (0: never)")
+	fs.DurationVar(&cfg.writeTimeout, "write-timeout", handler.DefaultWriteTimeout, "drop a stream whose client stopped taking writes, half to all of this later (0: never)")
+	fs.DurationVar(&cfg.heartbeat, "heartbeat", handler.DefaultHeartbeat, "send a keepalive comment on streams silent this long (0: never)")
 	fs.Func("cors-origins", "allow cross-origin reads from these comma-separated `origins` (* for any); CORS is off without it", func(s string) error {
 		for _, o := range strings.Split(s, ",") {
 			if o = strings.TrimSpace(o); o != "" {
@@ -287,11 +278,9 @@ func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cf
 	logger.Info("shutting down", "grace", cfg.grace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.grace)
 	defer cancel()
-	// The server ends its streams; the handler ends the detached ones, at
-	// the same time.
-	detached := make(chan error, 1)
-	go func() { detached <- h.Shutdown(shutdownCtx) }()
-	if err := errors.Join(srv.Shutdown(shutdownCtx), <-detached); err != nil {
+	// The server ends its streams and the handler the detached ones, at the
+	// same time.
+	if err := h.Shutdown(shutdownCtx); err != nil {
 		// What is left belongs to clients that do not take their last
 		// bytes: reset it rather than leave the kernel holding it.
 		ln.reset()

@@ -153,10 +153,10 @@ func TestParseConfig(t *testing.T) {
 		addr:              ":8080",
 		grace:             5 * time.Second,
 		readHeaderTimeout: 5 * time.Second,
-		maxStreams:        defaultMaxStreams,
-		writeTimeout:      defaultWriteTimeout,
-		heartbeat:         defaultHeartbeat,
-		streamMemory:      defaultStreamMemory,
+		maxStreams:        handler.DefaultMaxStreams,
+		writeTimeout:      handler.DefaultWriteTimeout,
+		heartbeat:         handler.DefaultHeartbeat,
+		streamMemory:      handler.DefaultStreamMemory,
 		detach:            true,
 	}
 	with := func(change func(*config)) config {
