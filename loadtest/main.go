@@ -130,20 +130,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // report is what a load test measured.
 type report struct {
-	Streams       int            `json:"streams"`        // requested
-	Held          int            `json:"held"`           // open through the whole hold
-	Failed        map[string]int `json:"failed"`         // streams that did not open or ended early, by reason
-	Hold          time.Duration  `json:"hold_ns"`        // how long they were held
-	Events        int64          `json:"events"`         // events delivered during the hold
-	Gaps          int64          `json:"gaps"`           // ids missing from streams
-	Repeats       int64          `json:"repeats"`        // ids repeated or out of order
-	FirstEvent    percentiles    `json:"first_event"`    // from dialing to the first event
-	Lateness      percentiles    `json:"lateness"`       // behind each stream's schedule, during the hold
-	ServerRSS     int64          `json:"server_rss_kib"` // at the end of the hold
-	RSSPerStream  float64        `json:"rss_per_stream_kib"`
-	ServerCPU     time.Duration  `json:"server_cpu_ns"` // during the hold
-	CPUPerEvent   time.Duration  `json:"cpu_per_event_ns"`
-	serverMeasure bool
+	Streams      int            `json:"streams"`        // requested
+	Held         int            `json:"held"`           // open through the whole hold
+	Failed       map[string]int `json:"failed"`         // streams that did not open or ended early, by reason
+	Hold         time.Duration  `json:"hold_ns"`        // how long they were held
+	Events       int64          `json:"events"`         // events delivered during the hold
+	Gaps         int64          `json:"gaps"`           // ids missing from streams
+	Repeats      int64          `json:"repeats"`        // ids repeated or out of order
+	FirstEvent   percentiles    `json:"first_event"`    // from dialing to the first event
+	Lateness     percentiles    `json:"lateness"`       // behind each stream's schedule, during the hold
+	ServerRSS    int64          `json:"server_rss_kib"` // at the end of the hold
+	RSSPerStream float64        `json:"rss_per_stream_kib"`
+	ServerCPU    time.Duration  `json:"server_cpu_ns"` // during the hold
+	CPUPerEvent  time.Duration  `json:"cpu_per_event_ns"`
+	// The kernel's memory (Linux), at the end of the hold, beyond what it
+	// was before the streams opened: outside any process's RSS, and for
+	// both ends' sockets when the load tool runs on the server's machine.
+	// TCP is what TCP's buffers hold (/proc/net/sockstat), slab the
+	// kernel's objects (/proc/meminfo, Slab: sockets, files, epoll entries),
+	// which is most of an idle socket's cost and counts the whole machine.
+	KernelTCP           int64   `json:"kernel_tcp_kib"`
+	KernelTCPPerStream  float64 `json:"kernel_tcp_per_stream_kib"`
+	KernelSlab          int64   `json:"kernel_slab_kib"`
+	KernelSlabPerStream float64 `json:"kernel_slab_per_stream_kib"`
+	serverMeasure       bool    // the server's figures were read (-pid)
+	kernelMeasure       bool    // the kernel's were (/proc/net/sockstat)
 }
 
 type percentiles struct {
@@ -165,6 +176,10 @@ func (r report) writeText(w io.Writer) {
 	if r.serverMeasure {
 		fmt.Fprintf(w, "server RSS       %d KiB, %.1f KiB per stream\n", r.ServerRSS, r.RSSPerStream)
 		fmt.Fprintf(w, "server CPU       %v, %.1f µs per event\n", r.ServerCPU, float64(r.CPUPerEvent)/float64(time.Microsecond))
+	}
+	if r.kernelMeasure {
+		fmt.Fprintf(w, "kernel TCP       %d KiB, %.1f KiB per stream (buffers of both ends' sockets, /proc/net/sockstat)\n", r.KernelTCP, r.KernelTCPPerStream)
+		fmt.Fprintf(w, "kernel slab      %d KiB, %.1f KiB per stream (both ends' sockets, files and the rest, /proc/meminfo)\n", r.KernelSlab, r.KernelSlabPerStream)
 	}
 }
 
@@ -212,6 +227,8 @@ func (h *histogram) percentiles() percentiles {
 // loadTest runs one test as cfg says.
 func loadTest(ctx context.Context, cfg config) (report, error) {
 	r := report{Streams: cfg.streams, Failed: map[string]int{}, serverMeasure: cfg.pid != 0}
+	baseTCP, tcpOK := kernelTCPKiB()
+	baseSlab, slabOK := slabKiB()
 	var baseRSS int64
 	if cfg.pid != 0 {
 		var err error
@@ -299,6 +316,14 @@ func loadTest(ctx context.Context, cfg config) (report, error) {
 		r.RSSPerStream = float64(rss-baseRSS) / float64(max(r.Held, 1))
 		r.ServerCPU = cpuEnd - cpuStart
 		r.CPUPerEvent = r.ServerCPU / time.Duration(max(events.Load(), 1))
+	}
+	tcp, tcpNow := kernelTCPKiB()
+	slab, slabNow := slabKiB()
+	if tcpOK && tcpNow && slabOK && slabNow {
+		r.kernelMeasure = true
+		r.KernelTCP, r.KernelSlab = max(tcp-baseTCP, 0), max(slab-baseSlab, 0)
+		r.KernelTCPPerStream = float64(r.KernelTCP) / float64(max(r.Held, 1))
+		r.KernelSlabPerStream = float64(r.KernelSlab) / float64(max(r.Held, 1))
 	}
 	cancel()
 	wg.Wait()
@@ -392,6 +417,46 @@ func dataID(line []byte) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(string(rest[:j]), 10, 64)
 	return n, err == nil
+}
+
+// kernelTCPKiB reads the memory all TCP sockets of the network namespace
+// hold, in KiB, from /proc/net/sockstat ("TCP: ... mem N", in pages), and
+// reports false where there is none (not Linux).
+func kernelTCPKiB() (int64, bool) {
+	b, err := os.ReadFile("/proc/net/sockstat")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "TCP: ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		for i := 0; i+1 < len(f); i += 2 {
+			if f[i] == "mem" {
+				pages, err := strconv.ParseInt(f[i+1], 10, 64)
+				return pages * int64(os.Getpagesize()) / 1024, err == nil
+			}
+		}
+	}
+	return 0, false
+}
+
+// slabKiB reads the kernel's slab memory, in KiB, from /proc/meminfo
+// ("Slab:"), and reports false where there is none (not Linux).
+func slabKiB() (int64, bool) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Slab:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kib, err == nil
+		}
+	}
+	return 0, false
 }
 
 // processStats reads a process's resident memory (KiB) and the CPU time it
