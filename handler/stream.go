@@ -154,9 +154,10 @@ type streamPace struct {
 	maxFrame  int
 }
 
-// buffers is the memory a stream at this pace holds in buffers: the frame
-// it builds, and the copy a detached stream frames as a chunk with the
-// response head (streamBuffers), with what a stream holds besides.
+// buffers is the memory a stream at this pace holds in buffers, as the
+// stream memory budget counts it: the frame it builds, the copy a detached
+// stream frames as a chunk with the response head, and what a stream holds
+// besides.
 func (p streamPace) buffers() int64 {
 	return streamOverhead + 2*int64(p.maxFrame+chunkOverhead)
 }
