@@ -271,13 +271,7 @@ func TestStreamLimit(t *testing.T) {
 		for _, rec := range recs {
 			codes[rec.Code]++
 			if rec.Code == http.StatusServiceUnavailable {
-				body := `{"error":"too many open streams (limit 5); retry later"}`
-				want := wiretest.Dump(503, http.Header{
-					"Content-Length":         {fmt.Sprint(len(body))},
-					"Content-Type":           {"application/json"},
-					"Retry-After":            {"1"},
-					"X-Content-Type-Options": {"nosniff"},
-				}, []byte(body))
+				want := refusal(`{"error":"too many open streams (limit 5); retry later"}`)
 				if diff := cmp.Diff(string(want), string(wiretest.Dump(rec.Code, rec.Result().Header, rec.Body.Bytes()))); diff != "" {
 					t.Errorf("refused stream (-want +got):\n%s", diff)
 				}
@@ -299,6 +293,16 @@ func TestStreamLimit(t *testing.T) {
 			t.Errorf("a stream after the others ended: %d, want 200", rec.Code)
 		}
 	})
+}
+
+// refusal is the dump of a stream refused with 503 and body.
+func refusal(body string) []byte {
+	return wiretest.Dump(503, http.Header{
+		"Content-Length":         {fmt.Sprint(len(body))},
+		"Content-Type":           {"application/json"},
+		"Retry-After":            {"1"},
+		"X-Content-Type-Options": {"nosniff"},
+	}, []byte(body))
 }
 
 // TestStreamMemory: the open streams hold at most the memory budget in
@@ -332,13 +336,7 @@ func TestStreamMemory(t *testing.T) {
 		}
 		cancel()
 		wg.Wait()
-		body := `{"error":"not enough stream memory: a stream of 1 MiB events needs 2 MiB of buffers, and the open streams hold 4 MiB of the 6 MiB the server gives them; retry later, or ask for smaller events (size)"}`
-		want := wiretest.Dump(503, http.Header{
-			"Content-Length":         {fmt.Sprint(len(body))},
-			"Content-Type":           {"application/json"},
-			"Retry-After":            {"1"},
-			"X-Content-Type-Options": {"nosniff"},
-		}, []byte(body))
+		want := refusal(`{"error":"not enough stream memory: a stream of 1 MiB events needs 2 MiB of buffers, and the open streams hold 4 MiB of the 6 MiB the server gives them; retry later, or ask for smaller events (size)"}`)
 		if diff := cmp.Diff(string(want), string(wiretest.Dump(big[2].Code, big[2].Result().Header, big[2].Body.Bytes()))); diff != "" {
 			t.Errorf("the third big stream (-want +got):\n%s", diff)
 		}
