@@ -5,7 +5,7 @@
 //
 // URL is tickstream's base URL as a client sees it: direct, through a
 // reverse proxy, CDN or gateway, under a prefix, or a Lambda function URL.
-// In about 6 s it reads a few streams at once, some asking for compression
+// In about 5 s it reads nine streams at once, some asking for compression
 // as Chromium does (Accept-Encoding: gzip, deflate, br, zstd) and some not,
 // and prints one line per finding, with a verdict and, where one is known,
 // the fix for the software the responses show:
@@ -16,7 +16,7 @@
 //	latency      round trip, first event, and how late events arrive by the server's clock
 //	post         is a POST-answered stream (LLM tokens, MCP) relayed live?
 //	resume       does Last-Event-ID reach the server?
-//	headers      do Content-Type and Cache-Control arrive as sent?
+//	headers      do Content-Type and Cache-Control arrive as sent, or from a cache?
 //	protocol     HTTP/1.1 or HTTP/2, TLS or not
 //	idle         (with -idle) when does the path cut a silent stream?
 //	end          does a finished stream's end arrive with its last event?
