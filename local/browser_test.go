@@ -60,6 +60,17 @@ func TestPageInBrowser(t *testing.T) {
 	// The burst's timeline: one point per event, drawn under the page's CSP.
 	browsertest.WaitFor(ctx, t, "the burst's timeline",
 		`document.getElementById("burst-timeline").dataset.events === "100" && !document.getElementById("burst-timeline").hasAttribute("hidden")`)
+	// The same burst answered to a POST, read with fetch.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#burst-post"))); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(ctx, t, "the POST burst's done", `document.getElementById("burst-state").textContent === "done (POST)"`)
+	if got := text(ctx, t, "burst-progress"); got != "100 / 100" {
+		t.Errorf("POST burst progress %q, want 100 / 100", got)
+	}
+	if got := text(ctx, t, "burst-verdict"); got != "live" {
+		t.Errorf("POST burst verdict %q on a direct path, want live", got)
+	}
 
 	// Restart the server on the same address. Shutdown ends the stream
 	// cleanly; the browser reconnects after the retry delay (1s) and sends

@@ -164,7 +164,75 @@ function runBurst() {
   source.onerror = () => finish("failed");
 }
 
+// runPostBurst reads the same burst answered to a POST, as LLM token
+// streams and MCP's Streamable HTTP are, and as some paths treat
+// differently from a GET. EventSource cannot POST, so it reads the body with
+// fetch and parses the events itself (LF-terminated lines, as tickstream
+// writes them); its body is a string, so the request needs no CORS
+// preflight.
+async function runPostBurst() {
+  const buttons = [$("burst"), $("burst-post")];
+  const progress = $("burst-progress");
+  const state = $("burst-state");
+  const total = Number($("burst").dataset.count);
+  const arrivals = []; // [sent, arrived] in milliseconds
+  buttons.forEach((b) => { b.disabled = true; });
+  progress.value = `0 / ${total}`;
+  state.textContent = "running (POST)";
+  let outcome = "failed (POST)";
+  try {
+    const resp = await fetch("stream/fast", {
+      method: "POST",
+      body: JSON.stringify({ count: total }),
+      headers: { Accept: "text/event-stream" },
+    });
+    if (!resp.ok) {
+      throw new Error(`status ${resp.status}`);
+    }
+    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+    let pending = "";
+    let type = "";
+    let data = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) {
+        break;
+      }
+      pending += value;
+      for (let i = pending.indexOf("\n"); i >= 0; i = pending.indexOf("\n")) {
+        const line = pending.slice(0, i).replace(/\r$/, "");
+        pending = pending.slice(i + 1);
+        if (line !== "") {
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const val = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+          if (field === "event") {
+            type = val;
+          } else if (field === "data") {
+            data.push(val);
+          }
+          continue;
+        }
+        if (type === "done") {
+          outcome = "done (POST)";
+        } else if (data.length > 0) {
+          arrivals.push([Date.parse(JSON.parse(data.join("\n")).ts), performance.now()]);
+          progress.value = `${arrivals.length} / ${total}`;
+        }
+        type = "";
+        data = [];
+      }
+    }
+  } catch (err) {
+    outcome = `failed (POST): ${err.message}`;
+  }
+  state.textContent = outcome;
+  buttons.forEach((b) => { b.disabled = false; });
+  showVerdict(arrivals);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("burst").addEventListener("click", runBurst);
+  $("burst-post").addEventListener("click", runPostBurst);
   watchTicks();
 });
