@@ -18,6 +18,19 @@ import (
 
 type baseKey struct{}
 
+// serve serves srv on a loopback port and returns its base URL and what
+// its Serve returns, once it does.
+func serve(t *testing.T, srv *http.Server) (string, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), served
+}
+
 // TestConfigureServer: with ConfigureServer, Shutdown ends a stream that
 // would otherwise run for an hour (net/http serves it: no detaching), its
 // client gets a properly ended response, and the server's own BaseContext
@@ -31,13 +44,7 @@ func TestConfigureServer(t *testing.T) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return context.WithValue(context.Background(), baseKey{}, "kept") }}
 	h.ConfigureServer(srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	base := "http://" + ln.Addr().String()
+	base, served := serve(t, srv)
 
 	if _, err := http.Get(base + "/base"); err != nil {
 		t.Fatal(err)
@@ -77,13 +84,8 @@ func TestShutdownShutsTheServer(t *testing.T) {
 	h := handler.New(handler.WithDetachedStreams())
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	h.ConfigureServer(srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	resp, err := http.Get("http://" + ln.Addr().String() + "/events?interval=1h&heartbeat=0")
+	base, served := serve(t, srv)
+	resp, err := http.Get(base + "/events?interval=1h&heartbeat=0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,13 +115,9 @@ func TestShutdownShutsTheServer(t *testing.T) {
 		}
 	}}
 	h2.ConfigureServer(srv2)
-	ln2, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv2.Serve(ln2)
+	base2, _ := serve(t, srv2)
 	defer srv2.Close()
-	idle, err := net.Dial("tcp", ln2.Addr().String()) // a connection that never sends a request
+	idle, err := net.Dial("tcp", strings.TrimPrefix(base2, "http://")) // a connection that never sends a request
 	if err != nil {
 		t.Fatal(err)
 	}
