@@ -26,6 +26,7 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,6 +37,7 @@ import (
 	"time"
 
 	"github.com/tickstream/tickstream/internal/clock"
+	"github.com/tickstream/tickstream/internal/detach"
 )
 
 // The options' defaults: what New uses where no option says otherwise, for
@@ -63,9 +65,10 @@ type Handler struct {
 	writeTimeout time.Duration
 	heartbeat    time.Duration
 	bodyTimeout  time.Duration
-	bufferBudget int64            // bytes the open streams may hold in buffers, in all
-	origins      map[string]bool  // nil: CORS is off
-	detached     *detachedStreams // nil: streams stay with net/http
+	bufferBudget int64           // bytes the open streams may hold in buffers, in all
+	origins      map[string]bool // nil: CORS is off
+	detach       bool            // WithDetachedStreams
+	detached     *detach.Server  // nil: streams stay with net/http
 	logger       *slog.Logger
 	pageHTML     []byte // the page, rendered for these settings
 
@@ -161,28 +164,27 @@ func WithAllowedOrigins(origins ...string) Option {
 }
 
 // WithDetachedStreams makes the handler serve HTTP/1.1 streams on connections
-// it takes over (http.Hijacker): it writes the response itself from a small
-// goroutine of its own, and ServeHTTP returns at once, so net/http frees the
-// connection's goroutines and buffers. That cuts the memory a stream holds
-// by about four fifths, for servers that hold thousands. HTTP/2 streams,
+// it takes over (http.Hijacker): ServeHTTP returns at once, so net/http
+// frees the connection's goroutines and buffers, and the handler writes the
+// response itself. On Linux a few event loops (one per P) write every such
+// stream, over epoll, with non-blocking writes: a waiting stream holds no
+// goroutine, timer or buffer, about a quarter of a kilobyte of its own
+// besides its socket. Elsewhere, and for connections that are not plain
+// sockets (TLS), each stream has a goroutine of its own. HTTP/2 streams,
 // and writers that cannot be hijacked, are served as usual.
 //
 // A detached stream ends as soon as its client closes or resets the
-// connection (on Linux, one epoll instance per handler watches them all;
-// elsewhere a goroutine per stream reads the connection), and a stream
-// dropped by a failed or timed-out write is closed with a TCP reset, which
-// frees the socket and what it had queued at once. detached.go describes
-// the whole lifecycle.
+// connection, and a stream dropped by a failed or timed-out write is
+// closed with a TCP reset, which frees the socket and what it had queued at
+// once. The internal/detach package describes the whole lifecycle.
 //
 // A hijacked connection is no longer the server's: http.Server.Shutdown
 // neither ends nor waits for it. A server that uses this option must call
-// Handler.Shutdown when it shuts down. The stream's context is then the
-// handler's, not the request's, which is done when ServeHTTP returns.
+// Handler.Shutdown when it shuts down (which shuts down the server that
+// ConfigureServer prepared, too). A detached stream no longer sees its
+// request's context, which is done when ServeHTTP returns.
 func WithDetachedStreams() Option {
-	return func(h *Handler) {
-		ctx, cancel := context.WithCancel(context.Background())
-		h.detached = &detachedStreams{ctx: ctx, cancel: cancel}
-	}
+	return func(h *Handler) { h.detach = true }
 }
 
 // WithLogger sets the logger for events worth an operator's attention
@@ -210,6 +212,9 @@ func New(opts ...Option) *Handler {
 	}
 	if h.logger == nil {
 		h.logger = slog.Default()
+	}
+	if h.detach {
+		h.detached = detach.New(detach.Config{WriteTimeout: h.writeTimeout, Logger: h.logger})
 	}
 	h.pageHTML = h.renderPage()
 	h.mux.HandleFunc("GET /{$}", h.page)
@@ -290,6 +295,29 @@ func (h *Handler) ConfigureServer(srv *http.Server) {
 		return ctx
 	}
 	srv.RegisterOnShutdown(endStreams)
+}
+
+// Shutdown shuts down the server that ConfigureServer prepared, if any
+// (http.Server.Shutdown: open streams end on an event boundary), and at the
+// same time the handler's detached streams (see WithDetachedStreams), which
+// the server does not see: each ends after the event it is writing, with a
+// properly ended response, and Shutdown waits until they are closed.
+// Detached streams still open when ctx is done, whose clients are not taking
+// their last bytes, are aborted (their connections reset). It returns the
+// server's error and one saying how many streams were reset, joined.
+// Streams detached after Shutdown began end at once.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	served := make(chan error, 1)
+	if srv := h.server.Load(); srv != nil {
+		go func() { served <- srv.Shutdown(ctx) }()
+	} else {
+		served <- nil
+	}
+	var err error
+	if h.detached != nil {
+		err = h.detached.Shutdown(ctx)
+	}
+	return errors.Join(<-served, err)
 }
 
 // leaveBodyUnread makes sure nothing waits for the body r announces (a

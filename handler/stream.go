@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tickstream/tickstream/internal/clock"
+	"github.com/tickstream/tickstream/internal/detach"
 	"github.com/tickstream/tickstream/sse"
 )
 
@@ -49,23 +49,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	if !h.startStream(w, r, true, pace) {
 		return
 	}
-	now := clock.From(r.Context())
-	h.serveStream(w, r, pace, func(ctx context.Context, s *stream) error {
-		retry := h.retry
-		for ; ; id++ {
-			s.buf = appendTick(s.buf[:0], retry, id, now(), p.size)
-			retry = 0
-			if err := s.send(); err != nil {
-				return err
-			}
-			if id == end {
-				return nil
-			}
-			if err := s.wait(ctx); err != nil {
-				return err
-			}
-		}
-	})
+	h.serveStream(w, r, pace, &schedule{kind: ticks, id: id, end: end, retry: h.retry, size: p.size})
 }
 
 // fast serves GET and POST /stream/fast: count events (seq 0 to count-1, each with
@@ -90,20 +74,7 @@ func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 	if !h.startStream(w, r, false, pace) {
 		return
 	}
-	now := clock.From(r.Context())
-	h.serveStream(w, r, pace, func(ctx context.Context, s *stream) error {
-		for seq := first; seq < p.count; seq++ {
-			s.buf = appendFast(s.buf[:0], seq, now(), p.size)
-			if err := s.send(); err != nil {
-				return err
-			}
-			if err := s.wait(ctx); err != nil {
-				return err
-			}
-		}
-		s.buf = appendDone(s.buf[:0], p.count)
-		return s.send()
-	})
+	h.serveStream(w, r, pace, &schedule{kind: burst, id: first, end: p.count, size: p.size})
 }
 
 // streamFinished answers the reconnection of a client whose stream has
@@ -154,40 +125,31 @@ type streamPace struct {
 	maxFrame  int
 }
 
-// buffers is the memory a stream at this pace holds in buffers, as the
-// stream memory budget counts it: the frame it builds, the copy a detached
-// stream frames as a chunk with the response head, and what a stream holds
-// besides.
+// buffers is the memory a stream at this pace may hold in buffers, as the
+// stream memory budget counts it: the frame it builds, the copy it frames
+// as a chunk or keeps unwritten, and what a stream holds besides.
 func (p streamPace) buffers() int64 {
-	return streamOverhead + 2*int64(p.maxFrame+chunkOverhead)
+	return streamOverhead + 2*int64(p.maxFrame+detach.ChunkOverhead)
 }
 
 // streamOverhead is what any stream holds besides its frames' buffers: its
 // state, its context, its response head, its goroutine's stack.
 const streamOverhead = 4 << 10
 
-// serveStream runs body, which writes a stream at pace, and then releases
-// the stream's slot. It runs body here, with the request's context; or, for
-// a detached stream (WithDetachedStreams, see detached.go), on the hijacked
-// connection in a goroutine of its own, and returns at once.
-func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, pace streamPace, body func(context.Context, *stream) error) {
-	s := h.newStream(w, pace)
-	s.heartbeat = pace.heartbeat
-	s.clearDeadline = r.ProtoMajor >= 2
-	if h.detached != nil && r.ProtoMajor == 1 && r.ProtoMinor == 1 && s.detach() == nil {
-		h.serveDetached(s, r.Pattern, pace.maxFrame, body)
+// serveStream serves the stream of sched at pace, whose slot and buffers
+// startStream took, and releases them when it ends. A detached stream
+// (WithDetachedStreams) is written by the handler's detach.Server, on the
+// hijacked connection, and serveStream returns at once; any other is
+// written here, to w, until it ends or the request's context is done.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, pace streamPace, sched *schedule) {
+	sched.h, sched.route, sched.buffers = h, r.Pattern, pace.buffers()
+	sched.period, sched.heartbeat = pace.period, pace.heartbeat
+	sched.stamp = clock.From(r.Context())
+	sched.due = time.Now()
+	if h.detached != nil && r.ProtoMajor == 1 && r.ProtoMinor == 1 && h.detached.Serve(w, sched, pace.maxFrame) {
 		return
 	}
-	h.endStream(r.Context(), r.Pattern, s, body(r.Context(), s))
-}
-
-// endStream closes s after its body returned err, releases its slot and
-// buffers, and records why it ended.
-func (h *Handler) endStream(ctx context.Context, route string, s *stream, err error) {
-	s.close(err)
-	h.releaseStream()
-	h.releaseBuffers(s.buffers)
-	h.streamEnded(ctx, route, err)
+	sched.End(h.writeStream(r.Context(), w, r, sched, pace.maxFrame))
 }
 
 // acquireStream takes one of the handler's stream slots, reporting false if
@@ -260,33 +222,155 @@ func (h *Handler) refuseStream(w http.ResponseWriter, r *http.Request, why strin
 // server that shuts down is expected; a failed write (a client that went
 // away or stopped reading) is logged at debug level only: it is routine for
 // a server with many clients, and says nothing about the server.
-func (h *Handler) streamEnded(ctx context.Context, route string, err error) {
-	if endedCleanly(err) || errors.Is(err, errClientLeft) { // a departure is no failed write
+func (h *Handler) streamEnded(route string, err error) {
+	if endedCleanly(err) || errors.Is(err, detach.ErrClientLeft) { // a departure is no failed write
 		return
 	}
-	h.logger.LogAttrs(ctx, slog.LevelDebug, "stream ended by a failed write",
+	h.logger.LogAttrs(context.Background(), slog.LevelDebug, "stream ended by a failed write",
 		slog.String("route", route), slog.Any("err", err))
 }
 
-// endedCleanly reports whether a stream body's error means it ended on an
-// event boundary: it finished (nil), or its context ended it (the client
-// left, or the server shuts down).
+// endedCleanly reports whether a stream's error means it ended on an event
+// boundary: it finished (nil), or its context ended it (the client left, or
+// the server shuts down).
 func endedCleanly(err error) bool {
 	return err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// A stream writes whole frames to one response and paces them.
+// A schedule is one stream's events and when each is due: what the
+// handler knows of a stream, whoever writes it (a detach.Source).
 //
-// Each frame is written with a write deadline and flushed, so a client that
-// stops reading is dropped after the write timeout instead of holding its
-// slot forever. Frames follow a fixed schedule: the n-th wait ends n periods
-// after the stream began, so time spent writing does not accumulate as
-// drift, and a stream that falls more than a period behind (a slow client)
-// restarts the schedule from now instead of sending a burst to catch up.
-// While it waits, a stream that would stay silent longer than the heartbeat
-// period sends a comment, which keeps proxies with idle timeouts from
-// closing the connection.
-type stream struct {
+// Frames follow a fixed schedule: the n-th event is due n periods after
+// the first, so time spent writing does not accumulate as drift, and a
+// stream that falls more than a period behind (a slow client) restarts the
+// schedule from now instead of sending a burst to catch up. A stream that
+// would stay silent longer than the heartbeat period sends a comment in
+// between, which keeps proxies with idle timeouts from closing the
+// connection.
+type schedule struct {
+	due       time.Time // when the next event is due
+	period    time.Duration
+	heartbeat time.Duration    // 0: none
+	stamp     func() time.Time // the clock of the events' timestamps
+	kind      streamKind
+	id        int64         // the next event's id (or seq)
+	end       int64         // ticks: the last id; burst: the count, the done event's id
+	retry     time.Duration // sent with the first tick only
+	size      int           // the least data an event carries
+
+	h       *Handler
+	route   string // the route's pattern, for the log
+	buffers int64  // the budget the stream took (streamPace.buffers)
+}
+
+// A streamKind is what a schedule's events are.
+type streamKind uint8
+
+const (
+	ticks streamKind = iota // /events: "tick" events, the last with id end
+	burst                   // /stream/fast: events seq id to end-1, then "done"
+)
+
+// Next appends to dst the frame due at now: the next event, or a heartbeat
+// if the event is not due yet. It returns the frame, when the next frame is
+// due, and whether this one was the stream's last.
+func (s *schedule) Next(dst []byte, now time.Time) (frame []byte, next time.Time, last bool) {
+	if now.Before(s.due) {
+		return append(dst, heartbeatFrame...), s.wake(now), false
+	}
+	switch s.kind {
+	case ticks:
+		dst = appendTick(dst, s.retry, s.id, s.stamp(), s.size)
+		s.retry = 0
+		last = s.id == s.end
+	case burst:
+		if s.id < s.end {
+			dst = appendFast(dst, s.id, s.stamp(), s.size)
+		} else {
+			dst = appendDone(dst, s.end)
+			last = true
+		}
+	}
+	s.id++
+	s.due = s.due.Add(s.period)
+	if s.due.Before(now.Add(-s.period)) {
+		s.due = now
+	}
+	return dst, s.wake(now), last
+}
+
+// wake is when the frame after one written at now is due: the next event,
+// or a heartbeat if that is longer than the heartbeat period away.
+func (s *schedule) wake(now time.Time) time.Time {
+	if s.heartbeat > 0 && s.due.Sub(now) > s.heartbeat {
+		return now.Add(s.heartbeat)
+	}
+	return s.due
+}
+
+// End releases the stream's slot and buffers and records why it ended.
+func (s *schedule) End(err error) {
+	s.h.releaseStream()
+	s.h.releaseBuffers(s.buffers)
+	s.h.streamEnded(s.route, err)
+}
+
+// writeStream writes the frames of sched to w, the goroutine driver: each
+// frame is written with a write deadline and flushed, and the goroutine
+// sleeps until the next is due. It returns nil after the last frame, ctx's
+// error as soon as ctx is done, or the error of a failed write; a writer
+// that cannot flush or set deadlines (http.ErrNotSupported) is written to
+// all the same.
+func (h *Handler) writeStream(ctx context.Context, w http.ResponseWriter, r *http.Request, sched *schedule, maxFrame int) error {
+	rw := responseWriter{
+		w:             w,
+		rc:            http.NewResponseController(w),
+		canFlush:      true,
+		canDeadline:   h.writeTimeout > 0,
+		clearDeadline: r.ProtoMajor >= 2,
+		writeTimeout:  h.writeTimeout,
+	}
+	// The whole frame at once: a padded frame grown by appends would leave
+	// its smaller copies behind as garbage.
+	buf := make([]byte, 0, max(256, maxFrame))
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	now := time.Now()
+	for {
+		frame, next, last := sched.Next(buf[:0], now)
+		buf = frame[:0]
+		if err := rw.send(frame); err != nil {
+			return err
+		}
+		if last {
+			return nil
+		}
+		d := next.Sub(time.Now())
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			if err := ctx.Err(); err != nil {
+				return err // done at the same instant: stopping wins
+			}
+		}
+		now = time.Now()
+	}
+}
+
+// A responseWriter writes whole frames to one response and flushes each.
+// Each is written with a write deadline, so a client that stops reading is
+// dropped after the write timeout instead of holding its slot forever.
+type responseWriter struct {
 	w           http.ResponseWriter
 	rc          *http.ResponseController
 	canFlush    bool // false once the writer has said it cannot flush
@@ -296,122 +380,29 @@ type stream struct {
 	clearDeadline bool
 	deadline      time.Time // the write deadline set last
 	writeTimeout  time.Duration
-	heartbeat     time.Duration
-
-	period time.Duration
-	next   time.Time // when the next frame is due
-	timer  *time.Timer
-
-	buf     []byte // the frame to send, reused for every frame
-	frame   int    // the largest frame the stream sends
-	buffers int64  // the buffer budget the stream took (streamPace.buffers)
-
-	// A detached stream writes to conn itself: the response head (kept in
-	// head until the first frame, so both leave in one write), then each
-	// frame as an HTTP/1.1 chunk, framed in out.
-	conn net.Conn
-	head []byte
-	out  []byte
 }
 
-func (h *Handler) newStream(w http.ResponseWriter, pace streamPace) *stream {
-	return &stream{
-		w:            w,
-		rc:           http.NewResponseController(w),
-		canFlush:     true,
-		canDeadline:  h.writeTimeout > 0,
-		writeTimeout: h.writeTimeout,
-		heartbeat:    h.heartbeat,
-		period:       pace.period,
-		next:         time.Now(),
-		// The whole frame at once: a padded frame grown by appends would
-		// leave its smaller copies behind as garbage.
-		buf:     make([]byte, 0, max(256, pace.maxFrame)),
-		frame:   pace.maxFrame,
-		buffers: pace.buffers(),
-	}
-}
-
-// send writes s.buf and flushes it to the client. A writer that cannot flush
-// or set deadlines (http.ErrNotSupported) is written to all the same.
-func (s *stream) send() error {
-	if err := s.armDeadline(); err != nil {
+// send writes frame and flushes it to the client.
+func (rw *responseWriter) send(frame []byte) error {
+	if err := rw.armDeadline(); err != nil {
 		return err
 	}
-	if s.conn != nil {
-		s.out = appendChunk(append(s.out[:0], s.head...), s.buf)
-		s.head = nil
-		_, err := s.conn.Write(s.out)
+	if _, err := rw.w.Write(frame); err != nil {
 		return err
 	}
-	if _, err := s.w.Write(s.buf); err != nil {
-		return err
-	}
-	if s.canFlush {
-		err := s.rc.Flush()
+	if rw.canFlush {
+		err := rw.rc.Flush()
 		if errors.Is(err, http.ErrNotSupported) {
-			s.canFlush = false
+			rw.canFlush = false
 		} else if err != nil {
 			return err
 		}
 	}
-	if s.clearDeadline && s.canDeadline {
-		s.deadline = time.Time{}
-		return s.rc.SetWriteDeadline(s.deadline)
+	if rw.clearDeadline && rw.canDeadline {
+		rw.deadline = time.Time{}
+		return rw.rc.SetWriteDeadline(rw.deadline)
 	}
 	return nil
-}
-
-// wait blocks until the next frame is due, sending heartbeats while the
-// stream would otherwise be silent for longer than the heartbeat period. It
-// returns ctx's error as soon as ctx is done, or the error of a failed
-// heartbeat.
-func (s *stream) wait(ctx context.Context) error {
-	now := time.Now()
-	s.next = s.next.Add(s.period)
-	if s.next.Before(now.Add(-s.period)) {
-		s.next = now
-	}
-	for {
-		d := s.next.Sub(now)
-		beat := s.heartbeat > 0 && d > s.heartbeat
-		if beat {
-			d = s.heartbeat
-		}
-		if s.timer == nil {
-			s.timer = time.NewTimer(d)
-		} else {
-			s.timer.Reset(d)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.timer.C:
-			if err := ctx.Err(); err != nil {
-				return err // done at the same instant: stopping wins
-			}
-		}
-		if !beat {
-			return nil
-		}
-		s.buf = append(s.buf[:0], heartbeatFrame...)
-		if err := s.send(); err != nil {
-			return err
-		}
-		now = time.Now()
-	}
-}
-
-// close ends the stream after its body returned err: it stops its timer,
-// and a detached stream ends its response and closes its connection
-// (closeConn); net/http does both for other streams when ServeHTTP returns.
-func (s *stream) close(err error) {
-	if s.timer != nil {
-		s.timer.Stop()
-	}
-	if s.conn != nil {
-		s.closeConn(err)
-	}
 }
 
 // armDeadline makes sure the next write has between half and all of the
@@ -419,23 +410,18 @@ func (s *stream) close(err error) {
 // update, so it is moved only once less than half the timeout remains: a
 // client that stops reading is dropped between half and all of the write
 // timeout later.
-func (s *stream) armDeadline() error {
-	if !s.canDeadline {
+func (rw *responseWriter) armDeadline() error {
+	if !rw.canDeadline {
 		return nil
 	}
 	now := time.Now()
-	if s.deadline.Sub(now) >= s.writeTimeout/2 {
+	if rw.deadline.Sub(now) >= rw.writeTimeout/2 {
 		return nil
 	}
-	s.deadline = now.Add(s.writeTimeout)
-	var err error
-	if s.conn != nil {
-		err = s.conn.SetWriteDeadline(s.deadline)
-	} else {
-		err = s.rc.SetWriteDeadline(s.deadline)
-	}
+	rw.deadline = now.Add(rw.writeTimeout)
+	err := rw.rc.SetWriteDeadline(rw.deadline)
 	if errors.Is(err, http.ErrNotSupported) {
-		s.canDeadline = false
+		rw.canDeadline = false
 		return nil
 	}
 	return err

@@ -1,10 +1,12 @@
 package handler
 
 import (
-	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // discardWriter is the cheapest ResponseWriter that can flush and set write
@@ -17,53 +19,84 @@ func (d *discardWriter) Write(b []byte) (int, error)      { return len(b), nil }
 func (d *discardWriter) FlushError() error                { return nil }
 func (d *discardWriter) SetWriteDeadline(time.Time) error { return nil }
 
-// BenchmarkTick measures what /events does for each event: build the frame
-// in the stream's buffer, set the write deadline, write it and flush it.
+// BenchmarkTick measures what /events does for each event on the
+// goroutine driver: the schedule builds the frame in the stream's buffer,
+// and the writer sets the write deadline, writes it and flushes it.
 func BenchmarkTick(b *testing.B) {
-	benchmarkTick(b, New().newStream(&discardWriter{header: http.Header{}}, streamPace{period: time.Second, maxFrame: 256}))
+	benchmarkStream(b, &schedule{kind: ticks, end: maxEventID, stamp: time.Now})
 }
 
-func benchmarkTick(b *testing.B, s *stream) {
-	now := time.Now()
-	b.ReportAllocs()
-	id := int64(1_000_000)
-	for b.Loop() {
-		s.buf = appendTick(s.buf[:0], 0, id, now, 0)
-		if err := s.send(); err != nil {
-			b.Fatal(err)
-		}
-		id++
-	}
-}
-
-// BenchmarkFast measures the same for one /stream/fast event.
+// BenchmarkFast measures the same for /stream/fast events.
 func BenchmarkFast(b *testing.B) {
-	s := New().newStream(&discardWriter{header: http.Header{}}, streamPace{period: time.Second, maxFrame: 256})
+	benchmarkStream(b, &schedule{kind: burst, end: 1 << 62, stamp: time.Now})
+}
+
+func benchmarkStream(b *testing.B, sched *schedule) {
+	h := New()
+	rw := responseWriter{w: &discardWriter{header: http.Header{}}, canFlush: true, canDeadline: true, writeTimeout: h.writeTimeout}
+	rw.rc = http.NewResponseController(rw.w)
+	buf := make([]byte, 0, 256)
 	now := time.Now()
 	b.ReportAllocs()
-	seq := int64(0)
 	for b.Loop() {
-		s.buf = appendFast(s.buf[:0], seq%100, now, 0)
-		if err := s.send(); err != nil {
+		frame, _, _ := sched.Next(buf[:0], now)
+		if err := rw.send(frame); err != nil {
 			b.Fatal(err)
 		}
-		seq++
+		now = now.Add(time.Second)
 	}
 }
 
-// discardConn is a connection that takes every write.
-type discardConn struct{ net.Conn }
+// TestScheduleHeartbeats: a stream whose events are further apart than
+// the heartbeat sends keepalive comments in between, and its events keep
+// to their fixed schedule.
+func TestScheduleHeartbeats(t *testing.T) {
+	start := time.Unix(1000, 0)
+	s := &schedule{kind: ticks, end: 3, id: 1, period: 10 * time.Second, heartbeat: 4 * time.Second, due: start,
+		stamp: func() time.Time { return start }}
+	type step struct {
+		at    time.Duration
+		frame string
+		next  time.Duration
+		last  bool
+	}
+	var got []step
+	at := start
+	for range 20 {
+		frame, next, last := s.Next(nil, at)
+		got = append(got, step{at.Sub(start), strings.SplitN(string(frame), "\n", 2)[0], next.Sub(start), last})
+		if last {
+			break
+		}
+		at = next
+	}
+	want := []step{
+		{0, "id: 1", 4 * time.Second, false},
+		{4 * time.Second, ": keepalive", 8 * time.Second, false},
+		{8 * time.Second, ": keepalive", 10 * time.Second, false},
+		{10 * time.Second, "id: 2", 14 * time.Second, false},
+		{14 * time.Second, ": keepalive", 18 * time.Second, false},
+		{18 * time.Second, ": keepalive", 20 * time.Second, false},
+		{20 * time.Second, "id: 3", 24 * time.Second, true},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(step{})); diff != "" {
+		t.Errorf("frames (-want +got):\n%s", diff)
+	}
+}
 
-func (discardConn) Write(b []byte) (int, error)      { return len(b), nil }
-func (discardConn) SetWriteDeadline(time.Time) error { return nil }
-func (discardConn) Close() error                     { return nil }
-
-// BenchmarkTickDetached measures /events per event on a detached stream:
-// build the frame, frame it as a chunk, set the write deadline, write it.
-func BenchmarkTickDetached(b *testing.B) {
-	s := New().newStream(&discardWriter{header: http.Header{}}, streamPace{period: time.Second, maxFrame: 256})
-	s.conn, s.out = discardConn{}, make([]byte, 0, 512)
-	benchmarkTick(b, s)
+// TestScheduleRestartsWhenBehind: a stream more than a period behind (a
+// slow client) restarts its schedule from now instead of bursting.
+func TestScheduleRestartsWhenBehind(t *testing.T) {
+	start := time.Unix(1000, 0)
+	s := &schedule{kind: burst, end: 10, period: time.Second, due: start, stamp: time.Now}
+	s.Next(nil, start)
+	if _, next, _ := s.Next(nil, start.Add(1500*time.Millisecond)); !next.Equal(start.Add(2 * time.Second)) {
+		t.Errorf("half a period late: next due at +%v, want +2s (the fixed schedule)", next.Sub(start))
+	}
+	late := start.Add(10 * time.Second)
+	if _, next, _ := s.Next(nil, late); !next.Equal(late) {
+		t.Errorf("8s behind: next due at +%v, want +10s (now: the schedule restarts)", next.Sub(start))
+	}
 }
 
 func TestParseLastEventID(t *testing.T) {

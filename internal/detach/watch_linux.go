@@ -1,6 +1,6 @@
 //go:build linux
 
-package handler
+package detach
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 )
 
 // A departureWatcher notices, with one epoll instance and one goroutine for
-// all of a handler's detached connections, when a client closes or resets
+// all of a Server's goroutine-served connections, when a client closes or resets
 // its connection: the socket reports EPOLLRDHUP (the peer's FIN) or
 // EPOLLHUP/EPOLLERR (a reset), and the watcher calls depart with the token
 // the connection was registered with. Tokens, not file descriptors, identify

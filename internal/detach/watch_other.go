@@ -1,6 +1,6 @@
 //go:build !linux
 
-package handler
+package detach
 
 import (
 	"errors"
@@ -9,8 +9,8 @@ import (
 )
 
 // departureWatcher has no implementation outside Linux: newDepartureWatcher
-// returns nil, and each detached stream watches its connection with a
-// reading goroutine (see detachedStreams.watch).
+// returns nil, and each goroutine-served stream watches its connection with a
+// reading goroutine (see goroutineStreams.watch).
 type departureWatcher struct{}
 
 func newDepartureWatcher(func(token uint64), *slog.Logger) *departureWatcher { return nil }
