@@ -57,7 +57,7 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sse/... ./handler/... ./local/...
+	$(GO) test -run '^$$' -bench . -benchmem ./sse/... ./handler/... ./internal/detach/... ./local/...
 
 # sam build (Metadata: BuildMethod: makefile) runs this with ARTIFACTS_DIR set;
 # the function runs on provided.al2023, arm64, as a binary named bootstrap.

@@ -294,26 +294,41 @@ func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cf
 	return nil
 }
 
-// returnMemory gives the operating system back the memory of big streams
-// once they end. Go's runtime returns freed heap only slowly, and only after
-// a collection, which a server whose streams all left may not start for
-// minutes: 1,000 clients of 1 MiB events would leave it holding hundreds of
-// megabytes. Every second, if streams that ended have given up 32 MiB of
-// buffers or more since it last did, it collects and returns what is free.
+// returnMemory gives the operating system back the memory that streams
+// leave behind: the buffers of big streams once they end, and the garbage a
+// burst of new streams makes as it starts (net/http's buffers for each
+// connection, which a detached stream leaves to the collector, and the
+// stacks of the goroutines that answered them). Go's runtime returns freed
+// heap only slowly, and only after a collection, which a server that
+// allocates nothing per event may not start for minutes: 1,000 clients of
+// 1 MiB events would leave it holding hundreds of megabytes, and 10,000
+// new streams a third more than they need. Every second, it collects and
+// returns what is free if streams that ended have given up 32 MiB of
+// buffers or more since it last did, or if streams that started have taken
+// 16 MiB or more and none started in the last second (the burst is over).
 func returnMemory(ctx context.Context, h *handler.Handler) {
-	const worth = 32 << 20
+	const (
+		worthReleased = 32 << 20
+		worthTaken    = 16 << 20
+	)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	_, returned := h.StreamBuffers()
+	open, returned := h.StreamBuffers()
+	lastTaken := open + returned // taken in all, since the handler was made
+	returnedTaken := lastTaken
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if _, released := h.StreamBuffers(); released-returned >= worth {
+		open, released := h.StreamBuffers()
+		taken := open + released
+		quiet := taken == lastTaken
+		lastTaken = taken
+		if released-returned >= worthReleased || quiet && taken-returnedTaken >= worthTaken {
 			debug.FreeOSMemory()
-			returned = released
+			returned, returnedTaken = released, taken
 		}
 	}
 }
