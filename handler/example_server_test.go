@@ -15,7 +15,7 @@ import (
 	"github.com/tickstream/tickstream/handler"
 )
 
-// Serve the routes as tickstream's runner does: detached streams (a fifth of
+// Serve the routes as tickstream's runner does: detached streams (a tenth of
 // the memory per stream), a server configured by the handler, and a graceful
 // shutdown that ends every open stream at once, cleanly, after its last
 // whole event.

@@ -16,7 +16,8 @@
 // context is done.
 //
 // To serve it as tickstream's own runner (go run ./local) does, with a
-// fifth of the memory per stream and a graceful shutdown that ends every
+// tenth of the memory per stream on Linux (written by a few event loops
+// rather than a goroutine each) and a graceful shutdown that ends every
 // stream at once on an event boundary: create it with WithDetachedStreams,
 // call Handler.ConfigureServer on the http.Server, and at shutdown call
 // Handler.Shutdown, which shuts down the server too. The server example
@@ -168,8 +169,8 @@ func WithAllowedOrigins(origins ...string) Option {
 // frees the connection's goroutines and buffers, and the handler writes the
 // response itself. On Linux a few event loops (one per P) write every such
 // stream, over epoll, with non-blocking writes: a waiting stream holds no
-// goroutine, timer or buffer, about a quarter of a kilobyte of its own
-// besides its socket. Elsewhere, and for connections that are not plain
+// goroutine, timer or buffer: its schedule and a table entry, a few
+// hundred bytes, besides its socket. Elsewhere, and for connections that are not plain
 // sockets (TLS), each stream has a goroutine of its own. HTTP/2 streams,
 // and writers that cannot be hijacked, are served as usual.
 //

@@ -349,7 +349,7 @@ func (h *Handler) writeStream(ctx context.Context, w http.ResponseWriter, r *htt
 		if last {
 			return nil
 		}
-		d := next.Sub(time.Now())
+		d := time.Until(next)
 		if timer == nil {
 			timer = time.NewTimer(d)
 		} else {

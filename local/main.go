@@ -135,7 +135,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve HTTPS, HTTP/2 and HTTP/1.1, with this PEM certificate `file` (needs -tls-key)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the PEM private key `file` of -tls-cert")
 	fs.BoolVar(&cfg.h2c, "h2c", false, "also serve cleartext HTTP/2 (prior knowledge), for proxies that speak it to upstreams")
-	fs.BoolVar(&cfg.detach, "detach", true, "serve HTTP/1.1 streams on hijacked connections, with a fifth of the memory per stream")
+	fs.BoolVar(&cfg.detach, "detach", true, "serve HTTP/1.1 streams on hijacked connections, from event loops on Linux, with a tenth of the memory per stream")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
