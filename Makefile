@@ -9,7 +9,7 @@ GO       ?= go
 GOROOT   := $(shell $(GO) env GOROOT)
 BIN      := $(CURDIR)/.bin
 # Packages without sockets: their tests also run under WebAssembly.
-WASM_PKGS := ./sse/... ./handler/... ./internal/wiretest/... ./internal/clock/... ./lambda/adapter/...
+WASM_PKGS := ./sse/... ./handler/... ./internal/stream/... ./internal/wiretest/... ./internal/clock/... ./lambda/adapter/...
 
 .PHONY: run test check test-native test-load test-js test-wasip1 fuzz bench build-TickstreamFunction
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tickstream/tickstream/internal/clock"
 	"github.com/tickstream/tickstream/internal/detach"
+	"github.com/tickstream/tickstream/internal/stream"
 	"github.com/tickstream/tickstream/sse"
 )
 
@@ -238,7 +239,7 @@ func endedCleanly(err error) bool {
 }
 
 // A schedule is one stream's events and when each is due: what the
-// handler knows of a stream, whoever writes it (a detach.Source).
+// handler knows of a stream, whoever writes it (a stream.Source).
 //
 // Frames follow a fixed schedule: the n-th event is due n periods after
 // the first, so time spent writing does not accumulate as drift, and a
@@ -315,14 +316,13 @@ func (s *schedule) End(err error) {
 	s.h.streamEnded(s.route, err)
 }
 
-// writeStream writes the frames of sched to w, the goroutine driver: each
-// frame is written with a write deadline and flushed, and the goroutine
-// sleeps until the next is due. It returns nil after the last frame, ctx's
-// error as soon as ctx is done, or the error of a failed write; a writer
-// that cannot flush or set deadlines (http.ErrNotSupported) is written to
-// all the same.
+// writeStream writes the frames of sched to w with the goroutine driver
+// (stream.Write): each frame is written with a write deadline and flushed.
+// It returns nil after the last frame, ctx's error as soon as ctx is done,
+// or the error of a failed write; a writer that cannot flush or set
+// deadlines (http.ErrNotSupported) is written to all the same.
 func (h *Handler) writeStream(ctx context.Context, w http.ResponseWriter, r *http.Request, sched *schedule, maxFrame int) error {
-	rw := responseWriter{
+	rw := &responseWriter{
 		w:             w,
 		rc:            http.NewResponseController(w),
 		canFlush:      true,
@@ -330,41 +330,7 @@ func (h *Handler) writeStream(ctx context.Context, w http.ResponseWriter, r *htt
 		clearDeadline: r.ProtoMajor >= 2,
 		writeTimeout:  h.writeTimeout,
 	}
-	// The whole frame at once: a padded frame grown by appends would leave
-	// its smaller copies behind as garbage.
-	buf := make([]byte, 0, max(256, maxFrame))
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	now := time.Now()
-	for {
-		frame, next, last := sched.Next(buf[:0], now)
-		buf = frame[:0]
-		if err := rw.send(frame); err != nil {
-			return err
-		}
-		if last {
-			return nil
-		}
-		d := time.Until(next)
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-			if err := ctx.Err(); err != nil {
-				return err // done at the same instant: stopping wins
-			}
-		}
-		now = time.Now()
-	}
+	return stream.Write(ctx, sched, maxFrame, func(frame []byte, _ bool) error { return rw.send(frame) })
 }
 
 // A responseWriter writes whole frames to one response and flushes each.

@@ -3,8 +3,8 @@
 // neither net/http's two goroutines and buffers per connection nor, on
 // Linux, a goroutine of its own.
 //
-// What a stream sends, and when, is its Source's business (the handler's
-// schedule); this package writes it. A stream's lifecycle:
+// What a stream sends, and when, is its stream.Source's business (the
+// handler's schedule); this package writes it. A stream's lifecycle:
 //
 //   - Take over. Serve hijacks the connection, writes the response head
 //     from the headers set so far ("Transfer-Encoding: chunked",
@@ -69,22 +69,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tickstream/tickstream/internal/stream"
 )
 
-// A Source is one stream's frames and when each is due.
-type Source interface {
-	// Next appends to dst the frame due at now and returns the result, the
-	// time the frame after it is due, and whether this frame is the
-	// stream's last (Next is not called again).
-	Next(dst []byte, now time.Time) (frame []byte, next time.Time, last bool)
-	// End is called once, when the stream's connection is closed: with nil
-	// if the stream ended on a frame boundary (its last frame, or
-	// Shutdown), ErrClientLeft if its client left, or what ended it.
-	End(err error)
-}
-
 // ErrClientLeft is what ends a stream whose client closed or reset its
-// connection.
+// connection: its Source's End gets it.
 var ErrClientLeft = errors.New("client closed the connection")
 
 // errAborted ends the streams still open when Shutdown's context is done.
@@ -133,7 +123,7 @@ func New(cfg Config) *Server {
 // and src.End reports the stream's end. It reports false, having changed
 // nothing, if w's connection cannot be taken over (HTTP/2, a writer that
 // is not an http.Hijacker).
-func (s *Server) Serve(w http.ResponseWriter, src Source, frameSize int) bool {
+func (s *Server) Serve(w http.ResponseWriter, src stream.Source, frameSize int) bool {
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return false
@@ -176,7 +166,7 @@ func (s *Server) refuse(conn net.Conn, head []byte) {
 // turn, starting one there if none is running (a loop ends when it has no
 // stream). It reports false if conn is not a socket a loop can write (TLS,
 // a pipe) or no loop can run on this system. s.mu is held.
-func (s *Server) serveLoop(conn net.Conn, head []byte, src Source) bool {
+func (s *Server) serveLoop(conn net.Conn, head []byte, src stream.Source) bool {
 	if _, ok := conn.(syscall.Conn); !ok || s.noLoops {
 		return false // a wrapper (TLS) that writes something else to the socket
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tickstream/tickstream/internal/stream"
 )
 
 // goroutineStreams are the streams a Server serves with a goroutine each:
@@ -34,7 +36,7 @@ type goroutineStream struct {
 // each frame as a chunk (the head with the first) with a blocking write
 // within the write timeout, sleeps until the next is due, and ends after
 // the frame it is writing when Shutdown begins.
-func (s *Server) serveGoroutine(conn net.Conn, head []byte, src Source, frameSize int) {
+func (s *Server) serveGoroutine(conn net.Conn, head []byte, src stream.Source, frameSize int) {
 	g := &s.goro
 	ctx, token := g.add(conn)
 	g.watch(ctx, conn, token, s)
@@ -57,25 +59,12 @@ func (s *Server) serveGoroutine(conn net.Conn, head []byte, src Source, frameSiz
 	}()
 }
 
-// writeFrames writes src's frames to conn until the last, or until ctx is
-// done (it then returns ctx's error, after a whole frame), or a write
-// fails.
-func writeFrames(ctx context.Context, conn net.Conn, head []byte, src Source, frameSize int, timeout time.Duration) error {
-	// The whole frame at once: a padded frame grown by appends would leave
-	// its smaller copies behind as garbage.
-	buf := make([]byte, 0, max(256, frameSize))
-	out := make([]byte, 0, len(head)+frameSize+ChunkOverhead) // the largest write: the head with the first frame
+// writeFrames writes src's frames to conn, each as a chunk (the head with
+// the first) within the write timeout, with stream.Write.
+func writeFrames(ctx context.Context, conn net.Conn, head []byte, src stream.Source, frameSize int, timeout time.Duration) error {
+	out := make([]byte, 0, len(head)+frameSize+ChunkOverhead+len(lastChunk)) // the largest write: the head with the first frame
 	var deadline time.Time
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	now := time.Now()
-	for {
-		frame, next, last := src.Next(buf[:0], now)
-		buf = frame[:0]
+	return stream.Write(ctx, src, frameSize, func(frame []byte, last bool) error {
 		out = appendChunk(append(out[:0], head...), frame)
 		head = nil
 		if last {
@@ -84,28 +73,9 @@ func writeFrames(ctx context.Context, conn net.Conn, head []byte, src Source, fr
 		if err := armDeadline(conn, &deadline, timeout); err != nil {
 			return err
 		}
-		if _, err := conn.Write(out); err != nil {
-			return err
-		}
-		if last {
-			return nil
-		}
-		d := time.Until(next)
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-			if err := ctx.Err(); err != nil {
-				return err // done at the same instant: stopping wins
-			}
-		}
-		now = time.Now()
-	}
+		_, err := conn.Write(out)
+		return err
+	})
 }
 
 // closeConn ends the response on conn with the last chunk and closes it,

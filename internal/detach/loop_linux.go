@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tickstream/tickstream/internal/stream"
 )
 
 // A loop serves its streams from one goroutine over one epoll instance, as
@@ -62,7 +64,7 @@ type loop struct {
 // A loopStream is what a loop holds for one stream while it waits: no
 // goroutine, timer or buffer, only this and its Source.
 type loopStream struct {
-	src       Source
+	src       stream.Source
 	conn      net.Conn // closed when the stream ends; it keeps fd open until then
 	head      []byte   // the response head, until the first frame takes it along
 	rest      []byte   // the unwritten end of a partial write; nil unless parked
@@ -127,7 +129,7 @@ func newLoop(s *Server) (*loop, error) {
 
 // add hands a stream on conn to the loop, reporting false if conn has no
 // descriptor or the loop has ended (or is ending: it has no stream).
-func (l *loop) add(conn net.Conn, head []byte, src Source) bool {
+func (l *loop) add(conn net.Conn, head []byte, src stream.Source) bool {
 	raw, err := conn.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return false

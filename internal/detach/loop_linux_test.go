@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/tickstream/tickstream/internal/stream"
 )
 
 // frames is a Source of count frames of size bytes each, period apart, the
@@ -116,7 +118,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // serveTCP serves src with s on the server end of a loopback TCP
 // connection and returns the client end, whose receive buffer is rcvbuf
 // bytes if not 0.
-func serveTCP(t *testing.T, s *Server, src Source, frameSize, rcvbuf int) *net.TCPConn {
+func serveTCP(t *testing.T, s *Server, src stream.Source, frameSize, rcvbuf int) *net.TCPConn {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -2,7 +2,11 @@
 
 package detach
 
-import "net"
+import (
+	"net"
+
+	"github.com/tickstream/tickstream/internal/stream"
+)
 
 // loop has no implementation outside Linux: newLoop makes none, and
 // every stream is served by a goroutine of its own (goroutine.go).
@@ -12,9 +16,9 @@ func loopCount() int { return 1 }
 
 func newLoop(*Server) (*loop, error) { return nil, nil }
 
-func (*loop) add(net.Conn, []byte, Source) bool { return false }
-func (*loop) shutdown()                         {}
-func (*loop) abortAll() int                     { return 0 }
-func (*loop) wait()                             {}
-func (*loop) run()                              {}
-func (*loop) closeFDs()                         {}
+func (*loop) add(net.Conn, []byte, stream.Source) bool { return false }
+func (*loop) shutdown()                                {}
+func (*loop) abortAll() int                            { return 0 }
+func (*loop) wait()                                    {}
+func (*loop) run()                                     {}
+func (*loop) closeFDs()                                {}
