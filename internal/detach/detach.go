@@ -16,7 +16,8 @@
 //     empty, properly ended response instead.
 //   - Schedule. On Linux, a connection that is a socket of its own (not
 //     TLS, not a pipe) goes to one of a few event loops, one per P, each a
-//     goroutine over one epoll instance (loop_linux.go). A loop keeps its
+//     goroutine over one epoll instance (loop_linux.go), started when a
+//     stream needs it and ended when it has none left. A loop keeps its
 //     streams in a table and their due times in a heap; it sleeps in Go's
 //     netpoller until the earliest is due or its epoll has news, so an idle
 //     stream costs a table slot, a heap entry and its Source, and no
