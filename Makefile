@@ -11,7 +11,7 @@ BIN      := $(CURDIR)/.bin
 # Packages without sockets: their tests also run under WebAssembly.
 WASM_PKGS := ./sse/... ./handler/... ./internal/stream/... ./internal/wiretest/... ./internal/clock/... ./lambda/adapter/...
 
-.PHONY: run test check test-native test-load test-js test-wasip1 fuzz bench build-TickstreamFunction
+.PHONY: run test check test-native test-load test-js test-wasip1 fuzz bench edge build-TickstreamFunction
 
 run:
 	$(GO) run ./local
@@ -22,6 +22,11 @@ check:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt -l:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	GOOS=js GOARCH=wasm $(GO) vet ./edge
+	GOOS=js GOARCH=wasm $(GO) vet -tags edgetest ./edge
+	$(GO) build -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
+	GOOS=js GOARCH=wasm $(BIN)/staticcheck ./edge
+	GOOS=js GOARCH=wasm $(BIN)/staticcheck -tags edgetest ./edge
 
 test-native:
 	$(GO) test -race -count=1 ./...
@@ -55,6 +60,13 @@ fuzz:
 		echo "go test -run '^$$' -fuzz '^$${t#*:}$$' -fuzztime $(FUZZTIME) $${t%%:*}"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
 	done
+
+# edge/dist/: the handler built for WebAssembly, its glue and an entry
+# point for each fetch runtime (Cloudflare Workers and workerd, Deno, Bun).
+edge:
+	mkdir -p edge/dist
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags=-s -o edge/dist/tickstream.wasm ./edge
+	cp "$(GOROOT)/lib/wasm/wasm_exec.js" edge/glue.mjs edge/worker.mjs edge/deno.mjs edge/bun.mjs edge/workerd.capnp edge/dist/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sse/... ./handler/... ./internal/detach/... ./local/...

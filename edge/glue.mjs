@@ -1,0 +1,288 @@
+// The glue between a fetch runtime (workerd, Deno, Bun) and tickstream's
+// handler compiled to WebAssembly (GOOS=js GOARCH=wasm). Its design (how a
+// request becomes a handler call, where each request's bytes are queued,
+// what wakes Go, what a client's departure cancels) is the doc comment of
+// edge/main.go; the comments here say which part does what.
+import "./wasm_exec.js";
+
+// A POST body may bring at most this many bytes (the handler's 64 KiB); one
+// more is read so that the handler sees it is too long and answers 413.
+const maxBody = 64 << 10;
+
+// bodyTimeout is how long a POST body may take to arrive (the handler's
+// default): then 408, as the runner answers.
+const bodyTimeoutMs = 5000;
+
+// guardMs is the longest a waiting pump sleeps without looking: its own
+// timer, so that no request ever waits only on another's work.
+const guardMs = 2000;
+
+// Statuses whose responses have no body.
+const noBody = new Set([101, 204, 205, 304]);
+
+/**
+ * makeFetch returns a fetch(request) function that serves tickstream's
+ * routes from the wasm module, instantiated on the first request.
+ * @param {() => Promise<WebAssembly.Module>} loadModule the compiled wasm
+ * @param {(name: string) => string | undefined} env reads the settings
+ *   MAX_STREAM_DURATION and MAX_STREAMS
+ */
+export function makeFetch(loadModule, env) {
+  let started = null; // a promise of the running instance
+  return async function fetch(request) {
+    started ??= start(loadModule, env);
+    const go = await started;
+    return go.serve(request);
+  };
+}
+
+async function start(loadModule, env) {
+  const module = await loadModule();
+  const go = new globalThis.Go();
+  const exchanges = new Map(); // by id: each request's state
+  let nextId = 1;
+  let current = null; // the exchange whose code runs Go now
+  let wake = null; // Go's wake-up: {id, at, owners: the exchanges whose timers are set for it}
+
+  // What wakes Go: the two timeout imports, replaced (see main.go).
+  const mem = () => go.mem;
+  go.importObject.gojs["runtime.scheduleTimeoutEvent"] = (sp) => {
+    sp >>>= 0;
+    const id = go._nextCallbackTimeoutID++;
+    const delay = mem().getUint32(sp + 8, true) + mem().getInt32(sp + 12, true) * 4294967296;
+    wake = { id, at: Date.now() + delay, owners: new Set() };
+    arm();
+    mem().setInt32(sp + 16, id, true);
+  };
+  go.importObject.gojs["runtime.clearTimeoutEvent"] = (sp) => {
+    sp >>>= 0;
+    const id = mem().getInt32(sp + 8, true);
+    if (wake && wake.id === id) wake = null; // its timer finds it gone
+  };
+
+  // arm sets a timer for Go's wake-up in the context of the code running
+  // now, whose exchange becomes one of its owners. The first owner's timer
+  // to fire resumes Go, which then asks for its next wake-up; the others
+  // find theirs gone and do nothing.
+  function arm() {
+    const w = wake;
+    if (!w) return;
+    const owner = current;
+    if (owner) w.owners.add(owner);
+    setTimeout(() => {
+      if (wake !== w) return; // cleared, or set again since
+      enter(owner, () => {
+        for (let tries = 0; wake === w && tries < 3; tries++) go._resume();
+      });
+    }, Math.max(0, w.at - Date.now()));
+  }
+
+  // owned reports whether a live request has a timer set for Go's wake-up.
+  function owned() {
+    for (const x of wake.owners) if (x.live) return true;
+    return false;
+  }
+
+  // enter runs fn, which calls into Go, on behalf of exchange x (null for
+  // none), and afterwards makes sure Go's wake-up has a live owner.
+  function enter(x, fn) {
+    const before = current;
+    current = x;
+    try {
+      return fn();
+    } finally {
+      current = before;
+      if (wake && !owned()) handOver();
+    }
+  }
+
+  // handOver finds Go's wake-up a new owner: the first waiting pump, woken
+  // at once to set the timer in its own context.
+  function handOver() {
+    for (const x of exchanges.values()) {
+      if (x.waiter) {
+        wakePump(x);
+        return;
+      }
+    }
+  }
+
+  function wakePump(x) {
+    const resolve = x.waiter;
+    if (resolve) {
+      x.waiter = null;
+      resolve();
+    }
+  }
+
+  // The host's callbacks, which Go calls.
+  let ready;
+  const readyPromise = new Promise((resolve, reject) => (ready = { resolve, reject }));
+  globalThis.tickstreamHost = {
+    ready: () => ready.resolve(),
+    fail: (msg) => ready.reject(new Error("tickstream: " + msg)),
+    head(id, status, pairs) {
+      const x = exchanges.get(id);
+      if (!x) return;
+      const headers = new Headers();
+      for (let i = 0; i + 1 < pairs.length; i += 2) headers.append(pairs[i], pairs[i + 1]);
+      x.head = { status, headers };
+      wakePump(x);
+    },
+    // push queues a chunk for exchange id and returns how many bytes wait.
+    push(id, chunk) {
+      const x = exchanges.get(id);
+      if (!x) return 0;
+      x.queue.push(chunk);
+      x.queued += chunk.length;
+      wakePump(x);
+      return x.queued;
+    },
+    end(id) {
+      const x = exchanges.get(id);
+      if (!x) return;
+      x.ended = true;
+      wakePump(x);
+    },
+  };
+  globalThis.tickstreamConfig = {
+    maxStreamDuration: env("MAX_STREAM_DURATION") ?? "",
+    maxStreams: env("MAX_STREAMS") ?? "",
+  };
+  const instance = await WebAssembly.instantiate(module, go.importObject);
+  go.run(instance); // runs main until it waits; it never returns
+  await readyPromise;
+
+  // wait sleeps the pump of x until Go has news for it, or its own guard
+  // timer fires; then x adopts Go's wake-up if its owner is gone, or takes
+  // it over, so that the CPU of waking Go moves from stream to stream.
+  async function wait(x) {
+    let guard;
+    await new Promise((resolve) => {
+      x.waiter = resolve;
+      guard = setTimeout(resolve, guardMs);
+    });
+    x.waiter = null;
+    clearTimeout(guard);
+    if (wake && !wake.owners.has(x)) {
+      const before = current;
+      current = x;
+      arm();
+      current = before;
+    }
+  }
+
+  function finish(x) {
+    if (!x.live) return;
+    x.live = false;
+    exchanges.delete(x.id);
+    if (wake && wake.owners.delete(x) && !owned()) handOver();
+  }
+
+  async function serve(request) {
+    let body = null;
+    if (request.body && request.method !== "GET" && request.method !== "HEAD") {
+      body = await readBody(request);
+      if (body === "timeout") return timeoutResponse();
+    }
+    const x = {
+      id: nextId++,
+      live: true,
+      head: null,
+      queue: [],
+      queued: 0,
+      ended: false,
+      waiter: null,
+    };
+    exchanges.set(x.id, x);
+    const pairs = [];
+    for (const [name, value] of request.headers) pairs.push(name, value);
+    enter(x, () => globalThis.tickstreamServe(x.id, request.method, request.url, pairs, body));
+    while (!x.head && !x.ended) await wait(x);
+    if (!x.head) {
+      finish(x);
+      return new Response(null, { status: 502 });
+    }
+    const { status, headers } = x.head;
+    if (x.ended || noBody.has(status) || request.method === "HEAD") {
+      // Answered at once: the whole body is queued.
+      const bytes = concat(x.queue);
+      finish(x);
+      return new Response(noBody.has(status) || request.method === "HEAD" ? null : bytes, { status, headers });
+    }
+    const stream = new ReadableStream(
+      {
+        async pull(controller) {
+          for (;;) {
+            if (x.queue.length > 0) {
+              const chunk = concat(x.queue);
+              x.queue = [];
+              x.queued = 0;
+              controller.enqueue(chunk);
+              return;
+            }
+            if (x.ended) {
+              finish(x);
+              controller.close();
+              return;
+            }
+            await wait(x);
+          }
+        },
+        cancel() {
+          // The client left: its stream ends, and only its.
+          enter(x, () => globalThis.tickstreamCancel(x.id));
+          finish(x);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    return new Response(stream, { status, headers });
+  }
+
+  return { serve };
+}
+
+// readBody reads a request's body, at most maxBody and one bytes, or
+// returns "timeout" if it has not come within bodyTimeoutMs.
+async function readBody(request) {
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  let timer;
+  const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve("timeout"), bodyTimeoutMs)));
+  try {
+    while (size <= maxBody) {
+      const next = await Promise.race([reader.read(), timeout]);
+      if (next === "timeout") return "timeout";
+      if (next.done) break;
+      chunks.push(next.value);
+      size += next.value.length;
+    }
+  } finally {
+    clearTimeout(timer);
+    if (size > maxBody) reader.cancel().catch(() => {});
+  }
+  return concat(chunks).subarray(0, maxBody + 1);
+}
+
+function timeoutResponse() {
+  const body = JSON.stringify({ error: "request body not received within 5s" });
+  return new Response(body, {
+    status: 408,
+    headers: { "Content-Type": "application/json", "X-Content-Type-Options": "nosniff" },
+  });
+}
+
+function concat(chunks) {
+  if (chunks.length === 1) return chunks[0];
+  let size = 0;
+  for (const c of chunks) size += c.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}

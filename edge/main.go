@@ -1,0 +1,321 @@
+//go:build js && wasm
+
+// Command edge serves tickstream's handler from WebAssembly to a
+// JavaScript fetch runtime: Cloudflare Workers (workerd), Deno and Bun.
+// One GOOS=js GOARCH=wasm build of handler.New runs in one Go instance per
+// isolate, shared by every request, and glue.mjs turns each fetch(request)
+// into a call of the handler and its streamed writes into the Response
+// body. `make edge` writes edge/dist/: the wasm, the glue, Go's
+// wasm_exec.js, and an entry point per runtime (worker.mjs, deno.mjs,
+// bun.mjs) with a workerd config.
+//
+// # Design
+//
+// Go has one runtime per instance, and under js/wasm it runs only when
+// JavaScript calls into it; when every goroutine sleeps it asks its host
+// for one timeout (runtime.scheduleTimeoutEvent) to be woken at the
+// earliest timer of all. workerd ties every timer, promise continuation
+// and stream to the request whose code created it: another request may
+// not touch it, a request whose only pending work belongs to another is
+// killed as hung, and a client's departure cancels every task of its
+// request. So nothing here may belong to one request on behalf of others:
+//
+//   - A request becomes a handler call. The glue reads the request (a
+//     POST's body at most 64 KiB and 1 byte, within the body timeout, so
+//     that the handler gives its 413 or 408) and calls tickstreamServe,
+//     which builds an http.Request (HTTP/1.1, no client address) and runs
+//     ServeHTTP in a goroutine; Go runs until every goroutine sleeps, so a
+//     route that answers at once has answered when the call returns.
+//   - Each request's bytes are enqueued in its own JavaScript queue. The
+//     ResponseWriter buffers writes and, on Flush (every event) or when
+//     ServeHTTP returns, hands them to the glue (push), which queues them
+//     for that request and wakes that request's pump if it waits. The
+//     response body is a pull-based ReadableStream whose pull, run by the
+//     runtime in the request's own context, takes from the queue or waits
+//     for it; only it touches the stream's controller. A queue over 2 MiB
+//     (a client that stopped reading) fails the write, which ends the
+//     stream as a write timeout does on a socket.
+//   - What wakes Go. The glue replaces the two timeout imports of
+//     wasm_exec.js: Go's wake-up time is recorded, and a timer for it is
+//     set in the context of the request whose code runs when Go asks (its
+//     owner), which calls into Go when it fires. Ownership moves to each
+//     stream as its pump runs, so that the CPU of waking Go is spread over
+//     the streams, and when the owner ends (its response complete, its
+//     client gone, or a request that answered at once) the next pump to
+//     run, woken at once for that, sets the timer again in its own
+//     context. A waiting pump always has a timer of its own (2 s), so no
+//     request is ever left waiting on another's work alone.
+//   - What a departure cancels. When the client leaves, the runtime
+//     cancels the response body; the glue calls tickstreamCancel, which
+//     cancels that request's context: its stream ends at once, and every
+//     other keeps its schedule.
+//   - Platform limits. A stream ends, on an event boundary, when the
+//     request's context reaches MAX_STREAM_DURATION (as on Lambda before
+//     the invocation's deadline), and EventSource clients reconnect with
+//     Last-Event-ID; MAX_STREAMS bounds the streams an instance serves
+//     (the 503 of handler.WithMaxStreams). Both come from the runtime's
+//     environment (wrangler.toml's vars on Workers).
+//
+// Hop-by-hop headers (Connection) are the runtime's business and are
+// dropped from responses; request and response bodies and headers are
+// otherwise the handler's own.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"syscall/js"
+	"time"
+
+	"github.com/tickstream/tickstream/handler"
+)
+
+// maxQueued is how many bytes a response may have waiting for its client
+// before its writes fail: a client that stopped reading.
+const maxQueued = 2 << 20
+
+// config is what the glue passes in globalThis.tickstreamConfig.
+type config struct {
+	maxStreamDuration time.Duration // 0: none
+	maxStreams        int
+}
+
+func main() {
+	host := js.Global().Get("tickstreamHost")
+	cfg, err := readConfig(js.Global().Get("tickstreamConfig"))
+	if err != nil {
+		host.Call("fail", err.Error())
+		return
+	}
+	opts := []handler.Option{handler.WithMaxStreams(cfg.maxStreams)}
+	b := &bridge{
+		h:         handler.New(append(opts, testOptions()...)...),
+		host:      host,
+		maxStream: cfg.maxStreamDuration,
+		live:      make(map[int]*exchange),
+		uint8:     js.Global().Get("Uint8Array"),
+	}
+	js.Global().Set("tickstreamServe", js.FuncOf(b.serve))
+	js.Global().Set("tickstreamCancel", js.FuncOf(b.cancel))
+	host.Call("ready")
+	select {}
+}
+
+// readConfig reads the glue's settings: maxStreamDuration and maxStreams,
+// strings as in the environment ("15m", "1000"), empty for the defaults.
+func readConfig(v js.Value) (config, error) {
+	cfg := config{maxStreams: handler.DefaultMaxStreams}
+	if v.Type() != js.TypeObject {
+		return cfg, nil
+	}
+	if s := stringField(v, "maxStreamDuration"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return cfg, fmt.Errorf("MAX_STREAM_DURATION %q: want a duration such as 15m, or 0 for none", s)
+		}
+		cfg.maxStreamDuration = d
+	}
+	if s := stringField(v, "maxStreams"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return cfg, fmt.Errorf("MAX_STREAMS %q: want a number of streams", s)
+		}
+		cfg.maxStreams = n
+	}
+	return cfg, nil
+}
+
+func stringField(v js.Value, name string) string {
+	f := v.Get(name)
+	if f.Type() != js.TypeString {
+		return ""
+	}
+	return f.String()
+}
+
+// A bridge serves the handler to the glue.
+type bridge struct {
+	h         *handler.Handler
+	host      js.Value // the glue's callbacks: head, push, end
+	maxStream time.Duration
+	live      map[int]*exchange // by the glue's id
+	uint8     js.Value          // Uint8Array
+}
+
+// serve is tickstreamServe(id, method, url, headers, body): headers a flat
+// array of names and values, body a Uint8Array or null. It starts the
+// handler on the request; the response comes through the host's head,
+// push and end, some of it before serve returns.
+func (b *bridge) serve(_ js.Value, args []js.Value) any {
+	id := args[0].Int()
+	x := &exchange{id: id, b: b, header: make(http.Header)}
+	r, err := newRequest(args[1].String(), args[2].String(), args[3], args[4])
+	if err != nil {
+		go x.answer(http.StatusBadRequest, err)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if b.maxStream > 0 {
+		ctx, cancel = context.WithTimeout(ctx, b.maxStream)
+	}
+	x.cancel = cancel
+	b.live[id] = x
+	r = r.WithContext(testContext(ctx, r))
+	go func() {
+		defer x.finish()
+		b.h.ServeHTTP(x, r)
+	}()
+	return nil
+}
+
+// cancel is tickstreamCancel(id): the client of exchange id has left.
+func (b *bridge) cancel(_ js.Value, args []js.Value) any {
+	if x := b.live[args[0].Int()]; x != nil {
+		x.gone = true
+		x.cancel()
+	}
+	return nil
+}
+
+// newRequest builds the handler's request from what the glue passes.
+func newRequest(method, rawURL string, headers, body js.Value) (*http.Request, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("request URL: %w", err)
+	}
+	header := make(http.Header)
+	for i := 0; i+1 < headers.Length(); i += 2 {
+		header.Add(headers.Index(i).String(), headers.Index(i+1).String())
+	}
+	r := &http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     header,
+		Body:       http.NoBody,
+		Host:       u.Host,
+		RequestURI: u.RequestURI(),
+	}
+	if cl := header.Get("Content-Length"); cl != "" {
+		if r.ContentLength, err = strconv.ParseInt(cl, 10, 64); err != nil || r.ContentLength < 0 {
+			return nil, fmt.Errorf("Content-Length %q", cl)
+		}
+	}
+	if body.Type() == js.TypeObject {
+		content := make([]byte, body.Length())
+		js.CopyBytesToGo(content, body)
+		if r.ContentLength == 0 {
+			r.ContentLength = int64(len(content))
+		}
+		r.Body = io.NopCloser(bytes.NewReader(content))
+	}
+	return r, nil
+}
+
+// An exchange is one request's response: an http.ResponseWriter (and
+// http.Flusher) that hands its bytes to the glue.
+type exchange struct {
+	id     int
+	b      *bridge
+	header http.Header
+	status int    // 0 until the head is sent
+	buf    []byte // written, not yet flushed
+	cancel context.CancelFunc
+	gone   bool // the client left
+	ended  bool
+}
+
+var errClientGone = errors.New("edge: the client left")
+
+var errNotReading = errors.New("edge: the client is not reading: more than 2 MiB wait for it")
+
+func (x *exchange) Header() http.Header { return x.header }
+
+// WriteHeader sends the head, as net/http does: once, 1xx ignored, an
+// invalid code a panic.
+func (x *exchange) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if x.status != 0 || code < 200 {
+		return
+	}
+	x.status = code
+	var pairs []any
+	for name, values := range x.header {
+		if name == "Connection" {
+			continue // the runtime's
+		}
+		for _, v := range values {
+			pairs = append(pairs, name, v)
+		}
+	}
+	x.b.host.Call("head", x.id, code, pairs)
+}
+
+func (x *exchange) Write(p []byte) (int, error) {
+	if x.gone || x.ended {
+		return 0, errClientGone
+	}
+	if x.status == 0 {
+		x.WriteHeader(http.StatusOK)
+	}
+	x.buf = append(x.buf, p...)
+	return len(p), nil
+}
+
+func (x *exchange) Flush() { x.FlushError() } //nolint:errcheck // Flush has no error to return
+
+// FlushError hands what was written to the glue, for the client.
+func (x *exchange) FlushError() error {
+	if x.gone {
+		return errClientGone
+	}
+	if x.status == 0 {
+		x.WriteHeader(http.StatusOK)
+	}
+	if len(x.buf) == 0 {
+		return nil
+	}
+	chunk := x.b.uint8.New(len(x.buf))
+	js.CopyBytesToJS(chunk, x.buf)
+	x.buf = x.buf[:0]
+	if queued := x.b.host.Call("push", x.id, chunk).Int(); queued > maxQueued {
+		return errNotReading
+	}
+	return nil
+}
+
+// finish ends the response once ServeHTTP has returned.
+func (x *exchange) finish() {
+	if !x.gone {
+		x.FlushError() //nolint:errcheck // the end follows either way
+	}
+	x.ended = true
+	x.cancel()
+	delete(x.b.live, x.id)
+	x.b.host.Call("end", x.id)
+}
+
+// answer ends an exchange whose request could not be built with status
+// and a JSON error.
+func (x *exchange) answer(status int, err error) {
+	x.cancel = func() {}
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{err.Error()})
+	x.header.Set("Content-Type", "application/json")
+	x.header.Set("Content-Length", strconv.Itoa(len(body)))
+	x.WriteHeader(status)
+	x.Write(body) //nolint:errcheck // it goes to the buffer
+	x.finish()
+}

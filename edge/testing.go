@@ -1,0 +1,38 @@
+//go:build js && wasm && edgetest
+
+package main
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tickstream/tickstream/handler"
+	"github.com/tickstream/tickstream/internal/clock"
+)
+
+// The tests' build (-tags edgetest) serves the golden files' requests as
+// local's tests do: streams without a pause between events (an interval of
+// 1 ms, bursts without delay, unless the request asks otherwise), stamped
+// by a clock that starts at 2000-01-01T00:00:00Z and steps by the duration
+// in the request's X-Tickstream-Clock-Step header on every reading.
+func testOptions() []handler.Option {
+	return []handler.Option{handler.WithInterval(time.Millisecond), handler.WithFastDelay(0)}
+}
+
+func testContext(ctx context.Context, r *http.Request) context.Context {
+	step, err := time.ParseDuration(r.Header.Get("X-Tickstream-Clock-Step"))
+	if err != nil {
+		return ctx
+	}
+	var mu sync.Mutex
+	next := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	return clock.NewContext(ctx, func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now := next
+		next = next.Add(step)
+		return now
+	})
+}
