@@ -129,11 +129,14 @@ async function start(loadModule, env) {
       x.head = { status, headers };
       wakePump(x);
     },
-    // push queues a chunk for exchange id and returns how many bytes wait.
-    push(id, chunk) {
+    // push queues a chunk for exchange id and returns how many bytes wait;
+    // flushed says that the handler flushed it, which makes the response a
+    // stream.
+    push(id, chunk, flushed) {
       const x = exchanges.get(id);
       if (!x) return 0;
-      x.queue.push(chunk);
+      x.streamed ||= flushed;
+      if (chunk.length > 0) x.queue.push(chunk);
       x.queued += chunk.length;
       wakePump(x);
       return x.queued;
@@ -192,6 +195,7 @@ async function start(loadModule, env) {
       queue: [],
       queued: 0,
       ended: false,
+      streamed: false,
       waiter: null,
     };
     exchanges.set(x.id, x);
@@ -204,11 +208,21 @@ async function start(loadModule, env) {
       return new Response(null, { status: 502 });
     }
     const { status, headers } = x.head;
-    if (x.ended || noBody.has(status) || request.method === "HEAD") {
-      // Answered at once: the whole body is queued.
+    if (noBody.has(status)) {
+      finish(x);
+      return new Response(null, { status, headers });
+    }
+    if (request.method === "HEAD" && !headers.has("Content-Length")) {
+      // A stream's head: an empty body of no announced length, so that the
+      // runtime adds no Content-Length: 0.
+      finish(x);
+      return new Response(new ReadableStream({ start: (c) => c.close() }), { status, headers });
+    }
+    if (request.method === "HEAD" || (x.ended && !x.streamed)) {
+      // Answered at once, unflushed: the whole body is queued.
       const bytes = concat(x.queue);
       finish(x);
-      return new Response(noBody.has(status) || request.method === "HEAD" ? null : bytes, { status, headers });
+      return new Response(request.method === "HEAD" ? null : bytes, { status, headers });
     }
     const stream = new ReadableStream(
       {
@@ -222,6 +236,9 @@ async function start(loadModule, env) {
               return;
             }
             if (x.ended) {
+              // A turn later: Bun gives a stream that ends within its first
+              // read a Content-Length, as if it were not a stream.
+              await new Promise((resolve) => setTimeout(resolve, 0));
               finish(x);
               controller.close();
               return;

@@ -275,21 +275,26 @@ func (x *exchange) Write(p []byte) (int, error) {
 
 func (x *exchange) Flush() { x.FlushError() } //nolint:errcheck // Flush has no error to return
 
-// FlushError hands what was written to the glue, for the client.
-func (x *exchange) FlushError() error {
+// FlushError hands what was written to the glue, for the client: the
+// response is a stream from now on, however soon it ends.
+func (x *exchange) FlushError() error { return x.flush(true) }
+
+// flush hands what was written to the glue; flushed says whether the
+// handler asked, or its return did.
+func (x *exchange) flush(flushed bool) error {
 	if x.gone {
 		return errClientGone
 	}
 	if x.status == 0 {
 		x.WriteHeader(http.StatusOK)
 	}
-	if len(x.buf) == 0 {
+	if len(x.buf) == 0 && !flushed {
 		return nil
 	}
 	chunk := x.b.uint8.New(len(x.buf))
 	js.CopyBytesToJS(chunk, x.buf)
 	x.buf = x.buf[:0]
-	if queued := x.b.host.Call("push", x.id, chunk).Int(); queued > maxQueued {
+	if queued := x.b.host.Call("push", x.id, chunk, flushed).Int(); queued > maxQueued {
 		return errNotReading
 	}
 	return nil
@@ -298,7 +303,7 @@ func (x *exchange) FlushError() error {
 // finish ends the response once ServeHTTP has returned.
 func (x *exchange) finish() {
 	if !x.gone {
-		x.FlushError() //nolint:errcheck // the end follows either way
+		x.flush(false) //nolint:errcheck // the end follows either way
 	}
 	x.ended = true
 	x.cancel()

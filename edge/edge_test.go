@@ -1,0 +1,476 @@
+//go:build linux
+
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tickstream/tickstream/internal/wiretest"
+)
+
+// The tests build the wasm twice (the release, and the tests' build with
+// -tags edgetest, whose clock the golden files' requests set), lay each out
+// as make edge does, and serve it from workerd, Deno and Bun, the versions
+// pinned in package-lock.json, installed with npm ci.
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+	release   string // the release's dist directory
+	testBuild string // the tests' build's
+	tools     string // edge/node_modules/.bin, absolute
+)
+
+var runtimes = []string{"workerd", "deno", "bun"}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tickstream-edge-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	release, testBuild = filepath.Join(dir, "release", "dist"), filepath.Join(dir, "test", "dist")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// build lays out both builds and installs the runtimes, once.
+func build(t *testing.T) {
+	t.Helper()
+	buildOnce.Do(func() {
+		abs, err := filepath.Abs("node_modules/.bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		tools = abs
+		if out, err := exec.Command("npm", "ci", "--no-audit", "--no-fund").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("npm ci in edge/ (Node.js and npm are needed): %v\n%s", err, out)
+			return
+		}
+		for dist, tags := range map[string]string{release: "", testBuild: "edgetest"} {
+			if buildErr = layOut(dist, tags); buildErr != nil {
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+}
+
+// layOut builds the wasm with tags into dist, with the files make edge
+// copies beside it.
+func layOut(dist, tags string) error {
+	if err := os.MkdirAll(dist, 0o755); err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s", "-tags", tags, "-o", filepath.Join(dist, "tickstream.wasm"), ".")
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build (js/wasm, tags %q): %v\n%s", tags, err, out)
+	}
+	files := map[string]string{filepath.Join(runtime.GOROOT(), "lib", "wasm", "wasm_exec.js"): "wasm_exec.js"}
+	for _, name := range []string{"glue.mjs", "worker.mjs", "deno.mjs", "bun.mjs", "workerd.capnp"} {
+		files[name] = name
+	}
+	for src, name := range files {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dist, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(filepath.Dir(dist), "wrangler.toml"), must(os.ReadFile("wrangler.toml")), 0o644)
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// A server is a runtime serving a build on a loopback port.
+type server struct {
+	url string
+	out *syncBuffer // what it printed
+}
+
+// syncBuffer is a bytes.Buffer that a process and a test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// isolationErrors are what workerd prints when a request touches
+// another's I/O, or is killed waiting on another's work, and what a
+// runtime prints for an exception nobody caught.
+var isolationErrors = regexp.MustCompile(`(?i)different request|hung|uncaught|unhandled`)
+
+// serve starts runtime on the build in dist with the settings in env, and
+// stops it when the test ends, failing the test if it printed an
+// isolation error or an uncaught exception.
+func serve(t *testing.T, runtimeName, dist string, env map[string]string) *server {
+	t.Helper()
+	port := freePort(t)
+	s := &server{url: "http://127.0.0.1:" + port, out: &syncBuffer{}}
+	var cmd *exec.Cmd
+	switch runtimeName {
+	case "workerd":
+		config := filepath.Join(dist, "test-"+port+".capnp")
+		capnp := string(must(os.ReadFile(filepath.Join(dist, "workerd.capnp"))))
+		for name, value := range env {
+			capnp = regexp.MustCompile(`\(name = "`+name+`", text = "[^"]*"\)`).
+				ReplaceAllString(capnp, `(name = "`+name+`", text = "`+value+`")`)
+		}
+		if err := os.WriteFile(config, []byte(capnp), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd = exec.Command(filepath.Join(tools, "workerd"), "serve", config, "--socket-addr", "http=127.0.0.1:"+port)
+	case "deno":
+		cmd = exec.Command(filepath.Join(tools, "deno"), "run", "-A", filepath.Join(dist, "deno.mjs"))
+	case "bun":
+		cmd = exec.Command(filepath.Join(tools, "bun"), filepath.Join(dist, "bun.mjs"))
+	}
+	cmd.Env = append(os.Environ(), "PORT="+port, "HOST=127.0.0.1", "DENO_DIR="+t.TempDir(), "NO_COLOR=1")
+	for name, value := range env {
+		cmd.Env = append(cmd.Env, name+"="+value)
+	}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", runtimeName, err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if m := isolationErrors.FindString(s.out.String()); m != "" {
+			t.Errorf("%s printed %q:\n%s", runtimeName, m, s.out)
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(s.url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not answer /health 30s after it started: %v\n%s", runtimeName, err, s.out)
+		}
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// TestGolden: every golden case, through each runtime, gives the bytes of
+// the handler's golden files: the same as go run ./local and Lambda give.
+func TestGolden(t *testing.T) {
+	build(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			s := serve(t, rt, testBuild, nil)
+			for _, gc := range wiretest.Cases {
+				t.Run(gc.File, func(t *testing.T) {
+					req := gc.Request(s.url)
+					req.Header.Set("X-Tickstream-Clock-Step", gc.Period.String())
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					var body []byte
+					if gc.Frames > 0 {
+						body, err = wiretest.ReadFrames(resp.Body, gc.Frames)
+					} else {
+						body, err = io.ReadAll(resp.Body)
+					}
+					if err != nil {
+						t.Fatalf("reading body: %v", err)
+					}
+					if rt == "bun" && gc.Method == "HEAD" && resp.Header.Get("Content-Length") == "0" {
+						// Bun gives every HEAD response without one a
+						// Content-Length: 0 (README: "On Cloudflare Workers,
+						// Deno and Bun"); GET's headers are the handler's.
+						resp.Header.Del("Content-Length")
+					}
+					wiretest.Golden(t, filepath.Join("..", "handler", "testdata", gc.File), wiretest.Dump(resp.StatusCode, resp.Header, body))
+				})
+			}
+		})
+	}
+}
+
+// readStream reads an /events stream to its end and returns its ids.
+func readStream(r io.Reader) ([]int, error) {
+	var ids []int
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+			n, err := strconv.Atoi(id)
+			if err != nil {
+				return ids, err
+			}
+			ids = append(ids, n)
+		}
+	}
+	return ids, sc.Err()
+}
+
+// consecutive reports whether ids run from first to last without a gap.
+func consecutive(ids []int, first, last int) bool {
+	if len(ids) != last-first+1 {
+		return false
+	}
+	for i, id := range ids {
+		if id != first+i {
+			return false
+		}
+	}
+	return true
+}
+
+// TestConcurrentStreams: 200 streams at once in one process of each
+// runtime, each with every event and no id gap, while 50 more clients
+// leave mid-stream; the leavers' streams end (their slots come back: 250
+// new streams fit the limit of 250 afterwards) and no other stream
+// notices.
+func TestConcurrentStreams(t *testing.T) {
+	build(t)
+	const stayers, leavers, count = 200, 50, 20
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			s := serve(t, rt, release, map[string]string{"MAX_STREAMS": strconv.Itoa(stayers + leavers)})
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: stayers + leavers}}
+			defer client.CloseIdleConnections()
+			var wg sync.WaitGroup
+			errs := make(chan error, stayers+leavers)
+			for i := range stayers {
+				wg.Go(func() {
+					resp, err := client.Get(fmt.Sprintf("%s/events?interval=100ms&count=%d", s.url, count))
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer resp.Body.Close()
+					ids, err := readStream(resp.Body)
+					if err != nil || !consecutive(ids, 1, count) {
+						errs <- fmt.Errorf("stream %d: ids %v, %v; want 1 to %d", i, ids, err, count)
+					}
+				})
+			}
+			for i := range leavers {
+				wg.Go(func() {
+					resp, err := client.Get(s.url + "/events?interval=100ms")
+					if err != nil {
+						errs <- err
+						return
+					}
+					if _, err := wiretest.ReadFrames(resp.Body, 5); err != nil {
+						errs <- fmt.Errorf("leaver %d: %v", i, err)
+					}
+					resp.Body.Close() // leaves mid-stream
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			// Every slot is free again.
+			time.Sleep(500 * time.Millisecond)
+			var refused atomic.Int32
+			for range stayers + leavers {
+				wg.Go(func() {
+					resp, err := client.Get(s.url + "/events?interval=2s&count=2")
+					if err == nil {
+						if resp.StatusCode != http.StatusOK {
+							refused.Add(1)
+						}
+						resp.Body.Close()
+					}
+				})
+			}
+			wg.Wait()
+			if n := refused.Load(); n > 0 {
+				t.Errorf("%d of %d new streams refused after every earlier stream ended", n, stayers+leavers)
+			}
+		})
+	}
+}
+
+// TestLimits: beyond MAX_STREAMS a stream gets the handler's 503, and a
+// stream that reaches MAX_STREAM_DURATION ends on an event boundary, from
+// which its client resumes with Last-Event-ID.
+func TestLimits(t *testing.T) {
+	build(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			s := serve(t, rt, release, map[string]string{"MAX_STREAMS": "2", "MAX_STREAM_DURATION": "1s"})
+			first, err := http.Get(s.url + "/events?interval=300ms")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Body.Close()
+			second, err := http.Get(s.url + "/events?interval=300ms")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer second.Body.Close()
+			third, err := http.Get(s.url + "/events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(third.Body)
+			third.Body.Close()
+			got := fmt.Sprintf("%d %s %s", third.StatusCode, third.Header.Get("Retry-After"), body)
+			if want := `503 1 {"error":"too many open streams (limit 2); retry later"}`; got != want {
+				t.Errorf("beyond the limit: %s, want %s", got, want)
+			}
+
+			start := time.Now()
+			rest, err := io.ReadAll(first.Body)
+			ids, _ := readStream(bytes.NewReader(rest))
+			if err != nil || len(ids) < 3 || !bytes.HasSuffix(rest, []byte("\n\n")) {
+				t.Fatalf("the stream ended with %v after ids %v: want a clean end after whole events", err, ids)
+			}
+			if waited := time.Since(start); waited > 3*time.Second {
+				t.Errorf("the stream lasted %v more, beyond MAX_STREAM_DURATION of 1s", waited)
+			}
+			last := ids[len(ids)-1]
+			req, _ := http.NewRequest("GET", s.url+"/events?interval=300ms&count="+strconv.Itoa(last+2), nil)
+			req.Header.Set("Last-Event-ID", strconv.Itoa(last))
+			resumed, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resumed.Body.Close()
+			if ids, err := readStream(resumed.Body); err != nil || !consecutive(ids, last+1, last+2) {
+				t.Errorf("resumed after %d: ids %v, %v; want %d and %d", last, ids, err, last+1, last+2)
+			}
+		})
+	}
+}
+
+// TestIdleStream: a stream silent for 11 s (no heartbeat) is not cut by
+// the runtime: Bun closes connections idle for 10 s unless told not to.
+func TestIdleStream(t *testing.T) {
+	build(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			s := serve(t, rt, release, nil)
+			resp, err := http.Get(s.url + "/events?interval=11s&heartbeat=0&count=2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if ids, err := readStream(resp.Body); err != nil || !consecutive(ids, 1, 2) {
+				t.Errorf("ids %v, %v; want 1 and, 11 s later, 2", ids, err)
+			}
+		})
+	}
+}
+
+// TestCheck: the path check, run against each runtime directly, finds
+// nothing that breaks live streaming (exit status 0).
+func TestCheck(t *testing.T) {
+	build(t)
+	check := filepath.Join(t.TempDir(), "check")
+	if out, err := exec.Command("go", "build", "-o", check, "../check").CombinedOutput(); err != nil {
+		t.Fatalf("go build ../check: %v\n%s", err, out)
+	}
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			s := serve(t, rt, release, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, check, s.url+"/").CombinedOutput()
+			if err != nil {
+				t.Errorf("check %s: %v\n%s", s.url, err, out)
+			}
+			t.Logf("check through %s:\n%s", rt, out)
+		})
+	}
+}
+
+// TestWranglerDryRun: wrangler bundles the Worker offline (no account):
+// worker.mjs, the glue and the wasm, within Workers' size limits.
+func TestWranglerDryRun(t *testing.T) {
+	build(t)
+	out := t.TempDir()
+	cmd := exec.Command(filepath.Join(tools, "wrangler"), "deploy", "--dry-run", "--outdir", out)
+	cmd.Dir = filepath.Dir(release) // its wrangler.toml, with dist/ beside it
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "WRANGLER_SEND_METRICS=false", "CI=true", "NO_COLOR=1")
+	printed, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("wrangler deploy --dry-run: %v\n%s", err, printed)
+	}
+	size := regexp.MustCompile(`Total Upload: ([0-9.]+) KiB / gzip: ([0-9.]+) KiB`).FindSubmatch(printed)
+	if size == nil || !bytes.Contains(printed, []byte("--dry-run: exiting now")) {
+		t.Fatalf("wrangler printed no upload size:\n%s", printed)
+	}
+	gzipped, _ := strconv.ParseFloat(string(size[2]), 64)
+	if gzipped > 10<<10 {
+		t.Errorf("the bundle is %.0f KiB gzipped, over the paid plan's 10 MB", gzipped)
+	}
+	t.Logf("bundle: %s KiB, %s KiB gzipped", size[1], size[2])
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, regexp.MustCompile(`^[0-9a-f]{40}-`).ReplaceAllString(e.Name(), "<hash>-"))
+	}
+	slices.Sort(names)
+	if diff := cmp.Diff([]string{"<hash>-tickstream.wasm", "README.md", "worker.js", "worker.js.map"}, names); diff != "" {
+		t.Errorf("the bundle's files (-want +got):\n%s", diff)
+	}
+}
