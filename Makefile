@@ -1,6 +1,7 @@
 # tickstream's two promises: `make run` serves the routes on :8080 and
 # `make test` runs every check CI runs. make test needs Go, Node.js and npm
-# (js/wasm, the eventsource client test), Chromium (the browser tests),
+# (js/wasm, the eventsource client test, and the edge tests, whose workerd,
+# Deno, Bun and wrangler npm installs), Chromium (the browser tests),
 # nginx, HAProxy, Apache httpd, Caddy, Varnish and Squid (the proxy tests),
 # and the tools pinned in go.mod, which it installs; docs/testing.md says
 # how to skip the browser and proxy tests.

@@ -43,6 +43,9 @@ var (
 
 var runtimes = []string{"workerd", "deno", "bun"}
 
+// client is the tests' HTTP client: no request of theirs takes a minute.
+var client = &http.Client{Timeout: time.Minute}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "tickstream-edge-")
 	if err != nil {
@@ -189,7 +192,7 @@ func serve(t *testing.T, runtimeName, dist string, env map[string]string) *serve
 		}
 	})
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(s.url + "/health")
+		resp, err := client.Get(s.url + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -223,7 +226,7 @@ func TestGolden(t *testing.T) {
 				t.Run(gc.File, func(t *testing.T) {
 					req := gc.Request(s.url)
 					req.Header.Set("X-Tickstream-Clock-Step", gc.Period.String())
-					resp, err := http.DefaultClient.Do(req)
+					resp, err := client.Do(req)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -290,7 +293,7 @@ func TestConcurrentStreams(t *testing.T) {
 	for _, rt := range runtimes {
 		t.Run(rt, func(t *testing.T) {
 			s := serve(t, rt, release, map[string]string{"MAX_STREAMS": strconv.Itoa(stayers + leavers)})
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: stayers + leavers}}
+			client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: stayers + leavers}}
 			defer client.CloseIdleConnections()
 			var wg sync.WaitGroup
 			errs := make(chan error, stayers+leavers)
@@ -356,17 +359,17 @@ func TestLimits(t *testing.T) {
 	for _, rt := range runtimes {
 		t.Run(rt, func(t *testing.T) {
 			s := serve(t, rt, release, map[string]string{"MAX_STREAMS": "2", "MAX_STREAM_DURATION": "1s"})
-			first, err := http.Get(s.url + "/events?interval=300ms")
+			first, err := client.Get(s.url + "/events?interval=300ms")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer first.Body.Close()
-			second, err := http.Get(s.url + "/events?interval=300ms")
+			second, err := client.Get(s.url + "/events?interval=300ms")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer second.Body.Close()
-			third, err := http.Get(s.url + "/events")
+			third, err := client.Get(s.url + "/events")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -389,7 +392,7 @@ func TestLimits(t *testing.T) {
 			last := ids[len(ids)-1]
 			req, _ := http.NewRequest("GET", s.url+"/events?interval=300ms&count="+strconv.Itoa(last+2), nil)
 			req.Header.Set("Last-Event-ID", strconv.Itoa(last))
-			resumed, err := http.DefaultClient.Do(req)
+			resumed, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -409,13 +412,40 @@ func TestIdleStream(t *testing.T) {
 		t.Run(rt, func(t *testing.T) {
 			t.Parallel()
 			s := serve(t, rt, release, nil)
-			resp, err := http.Get(s.url + "/events?interval=11s&heartbeat=0&count=2")
+			resp, err := client.Get(s.url + "/events?interval=11s&heartbeat=0&count=2")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
 			if ids, err := readStream(resp.Body); err != nil || !consecutive(ids, 1, 2) {
 				t.Errorf("ids %v, %v; want 1 and, 11 s later, 2", ids, err)
+			}
+		})
+	}
+}
+
+// TestHeartbeats: between two events 2.5 s apart, a stream with 1 s
+// heartbeats sends two keepalive comments, as it does under the runner.
+func TestHeartbeats(t *testing.T) {
+	build(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			s := serve(t, rt, release, nil)
+			resp, err := client.Get(s.url + "/events?interval=2500ms&heartbeat=1s&count=2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var got []string
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if line := sc.Text(); strings.HasPrefix(line, "id: ") || strings.HasPrefix(line, ":") {
+					got = append(got, line)
+				}
+			}
+			if diff := cmp.Diff([]string{"id: 1", ": keepalive", ": keepalive", "id: 2"}, got); diff != "" || sc.Err() != nil {
+				t.Errorf("ids and comments (-want +got), %v:\n%s", sc.Err(), diff)
 			}
 		})
 	}
