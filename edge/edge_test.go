@@ -253,6 +253,34 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// TestPanic: a handler that panics gets its request a 500 and a JSON
+// error, and the instance goes on serving.
+func TestPanic(t *testing.T) {
+	build(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			s := serve(t, rt, testBuild, nil)
+			resp, err := client.Get(s.url + "/test/panic")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if got, want := fmt.Sprintf("%d %s", resp.StatusCode, body), `500 {"error":"internal error"}`; got != want {
+				t.Errorf("GET /test/panic: %s, want %s", got, want)
+			}
+			if !strings.Contains(s.out.String(), "edge: panic serving GET /test/panic: a test's panic") {
+				t.Errorf("%s did not log the panic:\n%s", rt, s.out)
+			}
+			health, err := client.Get(s.url + "/health")
+			if err != nil || health.StatusCode != http.StatusOK {
+				t.Fatalf("after the panic, /health: %v %v", health, err)
+			}
+			health.Body.Close()
+		})
+	}
+}
+
 // readStream reads an /events stream to its end and returns its ids.
 func readStream(r io.Reader) ([]int, error) {
 	var ids []int

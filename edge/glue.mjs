@@ -120,6 +120,7 @@ async function start(loadModule, env) {
   const readyPromise = new Promise((resolve, reject) => (ready = { resolve, reject }));
   globalThis.tickstreamHost = {
     ready: () => ready.resolve(),
+    log: (msg) => console.error(msg),
     fail: (msg) => ready.reject(new Error("tickstream: " + msg)),
     head(id, status, pairs) {
       const x = exchanges.get(id);

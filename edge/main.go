@@ -96,7 +96,7 @@ func main() {
 	}
 	opts := []handler.Option{handler.WithMaxStreams(cfg.maxStreams)}
 	b := &bridge{
-		h:         handler.New(append(opts, testOptions()...)...),
+		h:         testHandler(handler.New(append(opts, testOptions()...)...)),
 		host:      host,
 		maxStream: cfg.maxStreamDuration,
 		live:      make(map[int]*exchange),
@@ -142,8 +142,8 @@ func stringField(v js.Value, name string) string {
 
 // A bridge serves the handler to the glue.
 type bridge struct {
-	h         *handler.Handler
-	host      js.Value // the glue's callbacks: head, push, end
+	h         http.Handler
+	host      js.Value // the glue's callbacks: head, push, end, log
 	maxStream time.Duration
 	live      map[int]*exchange // by the glue's id
 	uint8     js.Value          // Uint8Array
@@ -169,7 +169,21 @@ func (b *bridge) serve(_ js.Value, args []js.Value) any {
 	b.live[id] = x
 	r = r.WithContext(testContext(ctx, r))
 	go func() {
-		defer x.finish()
+		defer func() {
+			// As net/http does, a handler's panic ends its response, not
+			// the instance that serves every request.
+			if p := recover(); p != nil {
+				if p != http.ErrAbortHandler {
+					b.host.Call("log", fmt.Sprintf("edge: panic serving %s %s: %v", r.Method, r.URL.Path, p))
+				}
+				if x.status == 0 {
+					x.buf = x.buf[:0]
+					x.answer(http.StatusInternalServerError, errors.New("internal error"))
+					return
+				}
+			}
+			x.finish()
+		}()
 		b.h.ServeHTTP(x, r)
 	}()
 	return nil
@@ -314,7 +328,9 @@ func (x *exchange) finish() {
 // answer ends an exchange whose request could not be built with status
 // and a JSON error.
 func (x *exchange) answer(status int, err error) {
-	x.cancel = func() {}
+	if x.cancel == nil {
+		x.cancel = func() {}
+	}
 	body, _ := json.Marshal(struct {
 		Error string `json:"error"`
 	}{err.Error()})

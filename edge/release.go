@@ -9,8 +9,10 @@ import (
 	"github.com/tickstream/tickstream/handler"
 )
 
-// testOptions and testContext change nothing outside the tests' build
-// (testing.go).
+// testOptions, testContext and testHandler change nothing outside the
+// tests' build (testing.go).
 func testOptions() []handler.Option { return nil }
+
+func testHandler(h http.Handler) http.Handler { return h }
 
 func testContext(ctx context.Context, _ *http.Request) context.Context { return ctx }

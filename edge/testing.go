@@ -21,6 +21,15 @@ func testOptions() []handler.Option {
 	return []handler.Option{handler.WithInterval(time.Millisecond), handler.WithFastDelay(0)}
 }
 
+// testHandler adds GET /test/panic, whose handler panics, for the test
+// that a panic ends only its own response.
+func testHandler(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /test/panic", func(http.ResponseWriter, *http.Request) { panic("a test's panic") })
+	mux.Handle("/", h)
+	return mux
+}
+
 func testContext(ctx context.Context, r *http.Request) context.Context {
 	step, err := time.ParseDuration(r.Header.Get("X-Tickstream-Clock-Step"))
 	if err != nil {
