@@ -136,12 +136,7 @@ func testGolden(t *testing.T, gc wiretest.Case, arg string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var body []byte
-	if gc.Frames > 0 {
-		body, err = wiretest.ReadFrames(resp.Body, gc.Frames)
-	} else {
-		body, err = io.ReadAll(resp.Body)
-	}
+	body, err := gc.ReadBody(resp.Body)
 	if err != nil {
 		t.Fatalf("reading body: %v", err)
 	}

@@ -232,6 +232,15 @@ type Case struct {
 	Period time.Duration
 }
 
+// ReadBody reads the body of c's response as a client of its golden file
+// does: Frames frames of an endless stream, or everything.
+func (c Case) ReadBody(body io.Reader) ([]byte, error) {
+	if c.Frames > 0 {
+		return ReadFrames(body, c.Frames)
+	}
+	return io.ReadAll(body)
+}
+
 // Cases are the golden cases, in the order of the handler's routes.
 var Cases = []Case{
 	{File: "health.golden", Method: "GET", Path: "/health"},
