@@ -111,9 +111,11 @@ func WithMaxStreams(n int) Option {
 // WithWriteTimeout sets how long a stream may wait for its client to take a
 // write (default 10s). A client that stops reading fills the
 // connection's buffers, a write blocks, and between half and all of the
-// timeout later it fails and the stream ends, freeing its slot. Zero
+// timeout later it fails and the stream ends, freeing its slot (a detached
+// stream on an event loop: the timeout after its write was parked). Zero
 // disables the deadline. It needs a ResponseWriter that supports
-// http.ResponseController.SetWriteDeadline, as net/http's does.
+// http.ResponseController.SetWriteDeadline, as net/http's does, or
+// detached streams.
 func WithWriteTimeout(d time.Duration) Option {
 	return func(h *Handler) { h.writeTimeout = max(d, 0) }
 }

@@ -133,8 +133,10 @@ func (p streamPace) buffers() int64 {
 	return streamOverhead + 2*int64(p.maxFrame+detach.ChunkOverhead)
 }
 
-// streamOverhead is what any stream holds besides its frames' buffers: its
-// state, its context, its response head, its goroutine's stack.
+// streamOverhead is what any stream may hold besides its frames' buffers:
+// its state, its context, its response head, its goroutine's stack (a
+// stream on an event loop holds less: no goroutine, and a frame only while
+// it waits for its client).
 const streamOverhead = 4 << 10
 
 // serveStream serves the stream of sched at pace, whose slot and buffers
