@@ -134,9 +134,8 @@ func WithHeartbeat(d time.Duration) Option {
 // in all (default 128 MiB). Each stream counts as the most it may hold,
 // about twice its largest event (the frame it builds and the chunk it
 // writes, or the rest it keeps of a write its client was slow to take) and
-// 4 KiB besides: about
-// 4.4 KiB for an ordinary /events tick, 2 MiB for one padded to the largest
-// size, 1 MiB. A stream that would take the streams past the budget gets
+// 4 KiB besides: about 4.4 KiB for an ordinary /events tick, 2 MiB for one
+// padded to the largest size, 1 MiB. A stream that would take the streams past the budget gets
 // 503 with Retry-After and a message that says why, however few streams are
 // open, so no client can make the server hold more, and /health keeps
 // answering. At least one stream of the largest size fits any budget.
