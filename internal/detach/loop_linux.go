@@ -26,15 +26,16 @@ import (
 // the loop's goroutine; Serve and Shutdown talk to it through those, under
 // mu, and a byte in the wake pipe.
 type loop struct {
-	srv    *Server
-	logger *slog.Logger
-	epfd   int
-	file   *os.File // epfd, in Go's netpoller
-	raw    syscall.RawConn
-	wake   [2]int             // a pipe: a byte in wake[1] wakes the loop
-	poll   func(uintptr) bool // l.pollEvents, made once
-	ready  int                // how many events the last poll returned
-	events []syscall.EpollEvent
+	srv     *Server
+	logger  *slog.Logger
+	epfd    int
+	file    *os.File // epfd, in Go's netpoller
+	raw     syscall.RawConn
+	wake    [2]int             // a pipe: a byte in wake[1] wakes the loop
+	poll    func(uintptr) bool // l.pollEvents, made once
+	ready   int                // how many events the last poll returned
+	pollErr error              // why the last poll failed
+	events  []syscall.EpollEvent
 	// scratch is where every frame is built and framed as a chunk: the
 	// first chunkRoom bytes are room for the response head and the
 	// chunk's size line, written right before the frame so that no byte
@@ -205,8 +206,11 @@ func (l *loop) run() {
 			return
 		}
 		l.setDeadline()
-		l.ready = 0
+		l.ready, l.pollErr = 0, nil
 		err := l.raw.Read(l.poll)
+		if err == nil {
+			err = l.pollErr
+		}
 		switch {
 		case err == nil:
 			l.handle(l.events[:l.ready])
@@ -221,7 +225,7 @@ func (l *loop) run() {
 // idle reports whether the loop, which serves no stream, has none coming
 // either, and if so makes sure it gets none: a loop ends when it has
 // nothing to do, so that a server without streams holds no loop, and
-// pickLoop starts another when streams come.
+// Server.serveLoop starts another when streams come.
 func (l *loop) idle() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -241,7 +245,8 @@ func (l *loop) pollEvents(fd uintptr) bool {
 			continue
 		}
 		if err != nil {
-			n = 0
+			l.pollErr = os.NewSyscallError("epoll_wait", err)
+			return true
 		}
 		l.ready = n
 		return n > 0
