@@ -394,21 +394,26 @@ func (l *loop) written(st *loopStream) {
 	l.timers.set(st, st.next)
 }
 
-// writeFD writes p to fd without waiting, and returns how much it took (0
-// if the socket is full).
+// writeFD writes p to fd without waiting, and returns how much it took:
+// all of it, or what it took until it was full (EAGAIN), after which the
+// socket reports EPOLLOUT, once, when it has room again.
 func writeFD(fd int32, p []byte) (int, error) {
-	for {
-		n, err := syscall.Write(int(fd), p)
-		switch err {
-		case nil:
-			return n, nil
-		case syscall.EINTR:
+	written := 0
+	for written < len(p) {
+		n, err := syscall.Write(int(fd), p[written:])
+		switch {
+		case err == syscall.EINTR:
 			continue
-		case syscall.EAGAIN:
-			return 0, nil
+		case err == syscall.EAGAIN:
+			return written, nil
+		case err != nil:
+			return written, os.NewSyscallError("write", err)
+		case n == 0:
+			return written, nil // a socket takes something or says EAGAIN; never spin
 		}
-		return 0, os.NewSyscallError("write", err)
+		written += n
 	}
+	return written, nil
 }
 
 // drop aborts st's connection (a TCP reset) and ends it with err.
