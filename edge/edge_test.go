@@ -276,6 +276,88 @@ func TestPanic(t *testing.T) {
 	}
 }
 
+// TestBodies: a POST body is read within the handler's bounds through
+// each runtime: one over 64 KiB gets 413 (announced or not), one that
+// stops arriving gets 408 after the 5 s body timeout, both the handler's
+// own answers.
+func TestBodies(t *testing.T) {
+	build(t)
+	tooLarge := `413 {"error":"request body over 64 KiB; send a JSON object such as {\"count\":20}"}`
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			s := serve(t, rt, release, nil)
+			big := strings.Repeat(" ", 100<<10)
+			for name, body := range map[string]io.Reader{
+				"announced":   strings.NewReader(big),
+				"unannounced": io.MultiReader(strings.NewReader(big)), // no length: chunked
+			} {
+				resp, err := client.Post(s.url+"/events", "application/json", body)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if g := fmt.Sprintf("%d %s", resp.StatusCode, got); g != tooLarge {
+					t.Errorf("%s 100 KiB body: %s, want %s", name, g, tooLarge)
+				}
+			}
+
+			c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			start := time.Now()
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("a stalled body: %v", err)
+			}
+			got, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+			if g, want := fmt.Sprintf("%d %s", resp.StatusCode, got), `408 {"error":"request body not complete within 5s"}`; g != want {
+				t.Errorf("a stalled body: %s, want %s", g, want)
+			}
+			if waited := time.Since(start); waited < 4*time.Second {
+				t.Errorf("a stalled body was answered after %v, before the 5 s body timeout", waited)
+			}
+		})
+	}
+}
+
+// TestClientNotReading: a client that stops reading a stream of 64 KiB
+// events ends it once 2 MiB wait for it, and frees its slot: the one
+// stream MAX_STREAMS allows is served to the next client.
+func TestClientNotReading(t *testing.T) {
+	build(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			s := serve(t, rt, release, map[string]string{"MAX_STREAMS": "1"})
+			c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.(*net.TCPConn).SetReadBuffer(16 << 10)
+			io.WriteString(c, "GET /events?interval=1ms&size=65536 HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				resp, err := client.Get(s.url + "/events?count=1")
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						return
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the stream of a client that stopped reading still holds its slot after 30 s: %v %v", resp, err)
+				}
+			}
+		})
+	}
+}
+
 // readStream reads an /events stream to its end and returns its ids.
 func readStream(r io.Reader) ([]int, error) {
 	var ids []int

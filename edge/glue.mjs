@@ -10,7 +10,8 @@ import "./wasm_exec.js";
 const maxBody = 64 << 10;
 
 // bodyTimeout is how long a POST body may take to arrive (the handler's
-// default): then 408, as the runner answers.
+// default): the handler then reads what came and a deadline error, and
+// answers 408, as it does under the runner.
 const bodyTimeoutMs = 5000;
 
 // guardMs is the longest a waiting pump sleeps without looking: its own
@@ -185,9 +186,9 @@ async function start(loadModule, env) {
 
   async function serve(request) {
     let body = null;
+    let late = false;
     if (request.body && request.method !== "GET" && request.method !== "HEAD") {
-      body = await readBody(request);
-      if (body === "timeout") return timeoutResponse();
+      ({ body, late } = await readBody(request));
     }
     const x = {
       id: nextId++,
@@ -202,7 +203,7 @@ async function start(loadModule, env) {
     exchanges.set(x.id, x);
     const pairs = [];
     for (const [name, value] of request.headers) pairs.push(name, value);
-    enter(x, () => globalThis.tickstreamServe(x.id, request.method, request.url, pairs, body));
+    enter(x, () => globalThis.tickstreamServe(x.id, request.method, request.url, pairs, body, late));
     while (!x.head && !x.ended) await wait(x);
     if (!x.head) {
       finish(x);
@@ -261,35 +262,35 @@ async function start(loadModule, env) {
   return { serve };
 }
 
-// readBody reads a request's body, at most maxBody and one bytes, or
-// returns "timeout" if it has not come within bodyTimeoutMs.
+// readBody reads a request's body, at most maxBody and one bytes, and
+// returns them, and whether the rest did not come within bodyTimeoutMs.
 async function readBody(request) {
   const reader = request.body.getReader();
   const chunks = [];
   let size = 0;
   let timer;
-  const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve("timeout"), bodyTimeoutMs)));
+  const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve("late"), bodyTimeoutMs)));
+  let late = false;
+  let done = false;
   try {
     while (size <= maxBody) {
       const next = await Promise.race([reader.read(), timeout]);
-      if (next === "timeout") return "timeout";
-      if (next.done) break;
+      if (next === "late") {
+        late = true;
+        break;
+      }
+      if (next.done) {
+        done = true;
+        break;
+      }
       chunks.push(next.value);
       size += next.value.length;
     }
   } finally {
     clearTimeout(timer);
-    if (size > maxBody) reader.cancel().catch(() => {});
+    if (!done) reader.cancel().catch(() => {});
   }
-  return concat(chunks).subarray(0, maxBody + 1);
-}
-
-function timeoutResponse() {
-  const body = JSON.stringify({ error: "request body not received within 5s" });
-  return new Response(body, {
-    status: 408,
-    headers: { "Content-Type": "application/json", "X-Content-Type-Options": "nosniff" },
-  });
+  return { body: concat(chunks).subarray(0, maxBody + 1), late };
 }
 
 function concat(chunks) {

@@ -70,6 +70,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"syscall/js"
 	"time"
@@ -149,14 +150,15 @@ type bridge struct {
 	uint8     js.Value          // Uint8Array
 }
 
-// serve is tickstreamServe(id, method, url, headers, body): headers a flat
-// array of names and values, body a Uint8Array or null. It starts the
+// serve is tickstreamServe(id, method, url, headers, body, late): headers a
+// flat array of names and values, body a Uint8Array or null, late whether
+// the rest of the body did not come within the body timeout. It starts the
 // handler on the request; the response comes through the host's head,
 // push and end, some of it before serve returns.
 func (b *bridge) serve(_ js.Value, args []js.Value) any {
 	id := args[0].Int()
 	x := &exchange{id: id, b: b, header: make(http.Header)}
-	r, err := newRequest(args[1].String(), args[2].String(), args[3], args[4])
+	r, err := newRequest(args[1].String(), args[2].String(), args[3], args[4], args[5].Truthy())
 	if err != nil {
 		go x.answer(http.StatusBadRequest, err)
 		return nil
@@ -198,8 +200,10 @@ func (b *bridge) cancel(_ js.Value, args []js.Value) any {
 	return nil
 }
 
-// newRequest builds the handler's request from what the glue passes.
-func newRequest(method, rawURL string, headers, body js.Value) (*http.Request, error) {
+// newRequest builds the handler's request from what the glue passes. The
+// body of a late request reads as what came, then a deadline error, as a
+// socket's past its read deadline does: the handler answers it 408.
+func newRequest(method, rawURL string, headers, body js.Value, late bool) (*http.Request, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("request URL: %w", err)
@@ -230,10 +234,19 @@ func newRequest(method, rawURL string, headers, body js.Value) (*http.Request, e
 		if r.ContentLength == 0 {
 			r.ContentLength = int64(len(content))
 		}
-		r.Body = io.NopCloser(bytes.NewReader(content))
+		var rest io.Reader = bytes.NewReader(content)
+		if late {
+			rest = io.MultiReader(rest, lateBody{})
+		}
+		r.Body = io.NopCloser(rest)
 	}
 	return r, nil
 }
+
+// lateBody is the end of a body that did not come in time.
+type lateBody struct{}
+
+func (lateBody) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
 
 // An exchange is one request's response: an http.ResponseWriter (and
 // http.Flusher) that hands its bytes to the glue.
