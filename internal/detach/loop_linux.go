@@ -22,7 +22,7 @@ import (
 // earliest stream is due, until the deadline passes or one of its sockets
 // (or its wake pipe) has news.
 //
-// Everything but incoming, woken, closing, aborting and failed belongs to
+// Everything but incoming, woken, closing, aborting and stopped belongs to
 // the loop's goroutine; Serve and Shutdown talk to it through those, under
 // mu, and a byte in the wake pipe.
 type loop struct {
@@ -49,8 +49,7 @@ type loop struct {
 	woken    bool          // a byte is in the wake pipe
 	closing  bool          // Shutdown has begun
 	aborting bool          // Shutdown's context is done
-	failed   bool          // the loop has stopped: it takes no stream
-	ended    bool          // its descriptors are closed: nothing may wake it
+	stopped  bool          // the loop ends, or has ended: it takes no stream, and nothing wakes it
 	aborted  chan int      // how many streams abortAll aborted
 	done     chan struct{} // closed when the loop has ended
 
@@ -115,15 +114,9 @@ func newLoop(s *Server) (*loop, error) {
 		l.file.Close()
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	if err := syscall.Pipe2(l.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if l.wake, err = addWakePipe(epfd); err != nil {
 		l.file.Close()
-		return nil, fmt.Errorf("pipe2: %w", err)
-	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
-	setToken(&ev, wakeToken)
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.wake[0], &ev); err != nil {
-		l.closeFDs()
-		return nil, fmt.Errorf("epoll_ctl: %w", err)
+		return nil, err
 	}
 	return l, nil
 }
@@ -142,7 +135,7 @@ func (l *loop) add(conn net.Conn, head []byte, src stream.Source) bool {
 	st := &loopStream{src: src, conn: conn, head: head, fd: int32(fd), slot: -1, heapIndex: -1}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.failed {
+	if l.stopped {
 		return false
 	}
 	l.incoming = append(l.incoming, st)
@@ -183,7 +176,7 @@ func (l *loop) wait() { <-l.done }
 var wakeByte = []byte{0}
 
 func (l *loop) wakeLocked() {
-	if !l.woken && !l.ended {
+	if !l.woken && !l.stopped {
 		l.woken = true
 		syscall.Write(l.wake[1], wakeByte) //nolint:errcheck // the pipe holds at most this byte: it cannot be full
 	}
@@ -195,7 +188,7 @@ func (l *loop) run() {
 	defer close(l.done)
 	defer func() {
 		l.mu.Lock()
-		l.ended, l.failed = true, true
+		l.stopped = true
 		l.mu.Unlock()
 		l.closeFDs()
 	}()
@@ -232,7 +225,7 @@ func (l *loop) idle() bool {
 	if len(l.incoming) > 0 {
 		return false
 	}
-	l.ended, l.failed = true, true
+	l.stopped = true
 	return true
 }
 
@@ -258,7 +251,7 @@ func (l *loop) pollEvents(fd uintptr) bool {
 func (l *loop) fail(err error) {
 	l.logger.Error("handler: a detached streams' event loop failed; its streams are dropped", "err", err)
 	l.mu.Lock()
-	l.failed = true
+	l.stopped = true
 	incoming := l.incoming
 	l.incoming = nil
 	l.mu.Unlock()
@@ -309,7 +302,6 @@ func (l *loop) fire(st *loopStream, now time.Time) {
 		return
 	}
 	frame, next, last := st.src.Next(l.scratch[:chunkRoom], now)
-	l.scratch = frame[:0] // it keeps what it grew to
 	st.next = l.clock(next)
 	l.write(st, l.chunk(st, frame, last), now)
 }
@@ -328,7 +320,7 @@ func (l *loop) chunk(st *loopStream, buf []byte, last bool) []byte {
 		buf = append(buf, lastChunk...)
 		st.last = true
 	}
-	l.scratch = buf[:0]
+	l.scratch = buf[:0] // it keeps what it grew to
 	if st.head == nil {
 		return buf[start:]
 	}

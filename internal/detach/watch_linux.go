@@ -45,18 +45,30 @@ func startDepartureWatcher(depart func(token uint64), logger *slog.Logger) (*dep
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
 	w := &departureWatcher{epfd: epfd, depart: depart, logger: logger, done: make(chan struct{})}
-	if err := syscall.Pipe2(w.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if w.wake, err = addWakePipe(epfd); err != nil {
 		syscall.Close(epfd)
-		return nil, fmt.Errorf("pipe2: %w", err)
-	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
-	setToken(&ev, wakeToken)
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, w.wake[0], &ev); err != nil {
-		w.closeFDs()
-		return nil, fmt.Errorf("epoll_ctl: %w", err)
+		return nil, err
 	}
 	go w.loop()
 	return w, nil
+}
+
+// addWakePipe makes a non-blocking pipe and watches its reading end in
+// epfd under wakeToken, so that a byte written to its writing end wakes
+// whoever waits on epfd.
+func addWakePipe(epfd int) ([2]int, error) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		return p, fmt.Errorf("pipe2: %w", err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
+	setToken(&ev, wakeToken)
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p[0], &ev); err != nil {
+		syscall.Close(p[0])
+		syscall.Close(p[1])
+		return p, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	return p, nil
 }
 
 // watch adds the connection to the epoll set under token. Edge-triggered:
