@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +28,8 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files with the bytes the tests produce")
 
 // A Block is one blank-line-terminated run of lines, as a client that follows
-// the WHATWG "Server-sent events" parsing rules reads it.
+// the WHATWG "Server-sent events" parsing rules reads it: sse.Block without
+// its offset, which golden comparisons leave out.
 type Block struct {
 	// Event holds what the client saw in the block: Comment is its comment
 	// lines joined by "\n", Retry the last valid reconnection time it set,
@@ -43,73 +43,19 @@ type Block struct {
 	Dispatched bool
 }
 
-// Parse reads an event stream as a browser does: it decodes UTF-8 (invalid
-// sequences become U+FFFD), drops one leading byte order mark, splits lines
-// on CRLF, LF or CR, and returns one Block for each blank line. Lines after
-// the last blank line are an unfinished event, which clients discard.
+// Parse reads an event stream as a browser does, with sse.Parser, and
+// returns one Block for each blank line. Lines after the last blank line are
+// an unfinished event, which clients discard.
 func Parse(stream []byte) []Block {
-	text := strings.ToValidUTF8(string(stream), "\uFFFD")
-	text = strings.TrimPrefix(text, "\uFEFF")
-
-	var (
-		blocks   []Block
-		lastID   string
-		cur      sse.Event
-		data     strings.Builder
-		hasData  bool
-		comments []string
-	)
-	for len(text) > 0 {
-		i := strings.IndexAny(text, "\r\n")
-		if i < 0 {
-			break // an unfinished line: the stream ended mid-event
+	var blocks []Block
+	p := sse.NewParser(stream)
+	for {
+		b, ok := p.Next()
+		if !ok {
+			return blocks
 		}
-		line := text[:i]
-		if text[i] == '\r' && i+1 < len(text) && text[i+1] == '\n' {
-			i++
-		}
-		text = text[i+1:]
-
-		if line == "" {
-			cur.ID = lastID
-			cur.Comment = strings.Join(comments, "\n")
-			b := Block{Event: cur, Dispatched: hasData}
-			if hasData {
-				b.Event.Data = strings.TrimSuffix(data.String(), "\n")
-			} else {
-				b.Event.Type = ""
-			}
-			blocks = append(blocks, b)
-			cur, hasData, comments = sse.Event{}, false, nil
-			data.Reset()
-			continue
-		}
-		if line[0] == ':' {
-			comments = append(comments, strings.TrimPrefix(line[1:], " "))
-			continue
-		}
-		field, value, found := strings.Cut(line, ":")
-		if found {
-			value = strings.TrimPrefix(value, " ")
-		}
-		switch field {
-		case "event":
-			cur.Type = value
-		case "data":
-			data.WriteString(value)
-			data.WriteByte('\n')
-			hasData = true
-		case "id":
-			if !strings.Contains(value, "\x00") {
-				lastID = value
-			}
-		case "retry":
-			if ms, ok := asciiDigits(value); ok {
-				cur.Retry = time.Duration(ms) * time.Millisecond
-			}
-		}
+		blocks = append(blocks, Block{Event: b.Event, Dispatched: b.Dispatched})
 	}
-	return blocks
 }
 
 // Events returns the events a client dispatches from stream.
@@ -121,19 +67,6 @@ func Events(stream []byte) []sse.Event {
 		}
 	}
 	return events
-}
-
-func asciiDigits(s string) (int64, bool) {
-	if s == "" {
-		return 0, false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil
 }
 
 // ReadFrames reads r until it has read n blank-line-terminated frames and
