@@ -7,51 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/tickstream/tickstream/handler"
+	"github.com/tickstream/tickstream/sse"
 )
-
-// A Report is the check's result: one Finding per check, in a fixed order.
-type Report struct {
-	URL            string    `json:"url"`
-	RedirectedFrom string    `json:"redirected_from,omitempty"` // with -follow: the URL given
-	Proxy          string    `json:"proxy"`                     // the forward proxy used, or "direct"
-	Software       []string  `json:"software,omitempty"`        // what the responses show of the path: nginx, Varnish...
-	OK             bool      `json:"ok"`                        // no finding breaks live streaming
-	Checks         []Finding `json:"checks"`
-
-	probes []probeResult // what -report draws
-	clock  clockEstimate // and on which clock
-}
-
-// A Finding is the result of one check.
-type Finding struct {
-	Name    string `json:"name"`
-	Verdict string `json:"verdict"`
-	OK      bool   `json:"ok"`
-	Detail  string `json:"detail"`
-	Fix     string `json:"fix,omitempty"`
-
-	// Figures, where the check measures them.
-	MaxHoldMs      *int64 `json:"max_hold_ms,omitempty"`
-	BlockBytes     int    `json:"block_bytes,omitempty"`
-	ReleaseEveryMs int64  `json:"release_every_ms,omitempty"`
-	CutAfterMs     int64  `json:"cut_after_ms,omitempty"`
-	Encoding       string `json:"encoding,omitempty"`
-	// The latency finding's, to a tenth of a millisecond.
-	RoundTripMs        *float64 `json:"round_trip_ms,omitempty"`
-	FirstEventMs       *float64 `json:"first_event_ms,omitempty"`
-	EventLatencyMs     *float64 `json:"event_latency_ms,omitempty"`
-	ClockUncertaintyMs *float64 `json:"clock_uncertainty_ms,omitempty"`
-
-	problem string // what Fix fixes, to find the setting for the path's software
-}
 
 // errNotTickstream is the error of a URL that answers, but not as
 // tickstream does.
@@ -64,21 +27,22 @@ const browserEncodings = "gzip, deflate, br, zstd"
 // limits are the check's time limits: no connection may take longer than
 // header to set up, nor any response to send its headers; no probe may take
 // more than slack beyond the time its stream lasts; the whole battery ends
-// within run (plus -idle).
+// within run (plus -idle). Stream mode reads a stream for at most stream.
 type limits struct {
 	header time.Duration
 	slack  time.Duration
 	run    time.Duration
+	stream time.Duration
 }
 
-var defaultLimits = limits{header: 10 * time.Second, slack: 15 * time.Second, run: 60 * time.Second}
+var defaultLimits = limits{header: 10 * time.Second, slack: 15 * time.Second, run: 60 * time.Second, stream: 30 * time.Second}
 
 // A probe is one request of the battery.
 type probe struct {
 	name    string // says what it is for, in the report and its drawing
 	method  string
 	target  string
-	header  http.Header
+	ask     http.Header // request headers beside Accept: text/event-stream
 	body    string
 	takes   time.Duration // how long the stream lasts at the server
 	endless bool          // read it for takes, then stop: not an error
@@ -94,18 +58,18 @@ var (
 	browser = http.Header{"Accept-Encoding": {browserEncodings}, "Cache-Control": {"no-cache"}}
 
 	fastProbe    = probe{name: "burst", method: "GET", target: "/stream/fast", takes: 5 * time.Second}
-	fastBrowser  = probe{name: "burst, as a browser asks", method: "GET", target: "/stream/fast", header: browser, takes: 5 * time.Second}
+	fastBrowser  = probe{name: "burst, as a browser asks", method: "GET", target: "/stream/fast", ask: browser, takes: 5 * time.Second}
 	paddedProbe  = probe{name: "padded burst", method: "GET", target: "/stream/fast?size=1024&count=40", takes: 2 * time.Second}
 	accelProbe   = probe{name: "events", method: "GET", target: "/events?interval=50ms&count=40&heartbeat=0", takes: 2 * time.Second}
-	accelBrowser = probe{name: "events, as a browser asks", method: "GET", target: "/events?interval=50ms&count=40&heartbeat=0", header: browser, takes: 2 * time.Second}
+	accelBrowser = probe{name: "events, as a browser asks", method: "GET", target: "/events?interval=50ms&count=40&heartbeat=0", ask: browser, takes: 2 * time.Second}
 	// Padded to 1 KiB: compressors skip small responses (Caddy's encode
 	// below 512 bytes).
-	tailProbe    = probe{name: "slow padded events, as a browser asks", method: "GET", target: "/events?interval=250ms&count=12&size=1024&heartbeat=0", header: browser, takes: 3 * time.Second}
-	endlessProbe = probe{name: "endless events, as a browser asks", method: "GET", target: "/events?interval=100ms&size=512&heartbeat=0", header: browser, takes: 3 * time.Second, endless: true}
-	resumeProbe  = probe{name: "resumed events", method: "GET", target: "/events?count=42", header: http.Header{"Last-Event-ID": {"41"}}, takes: 0} // the one event with id 42
+	tailProbe    = probe{name: "slow padded events, as a browser asks", method: "GET", target: "/events?interval=250ms&count=12&size=1024&heartbeat=0", ask: browser, takes: 3 * time.Second}
+	endlessProbe = probe{name: "endless events, as a browser asks", method: "GET", target: "/events?interval=100ms&size=512&heartbeat=0", ask: browser, takes: 3 * time.Second, endless: true}
+	resumeProbe  = probe{name: "resumed events", method: "GET", target: "/events?count=42", ask: http.Header{"Last-Event-ID": {"41"}}, takes: 0} // the one event with id 42
 	postProbe    = probe{name: "POST burst, as a browser's fetch asks", method: "POST", target: "/stream/fast",
-		header: http.Header{"Accept-Encoding": {browserEncodings}, "Content-Type": {"application/json"}},
-		body:   `{"count":40}`, takes: 2 * time.Second}
+		ask:  http.Header{"Accept-Encoding": {browserEncodings}, "Content-Type": {"application/json"}},
+		body: `{"count":40}`, takes: 2 * time.Second}
 	idleTarget = "/events?interval=1h&heartbeat=0"
 )
 
@@ -121,13 +85,7 @@ type checker struct {
 // A probeResult is one probe as the client got it.
 type probeResult struct {
 	probe
-	reading
-	status      int
-	header      http.Header
-	proto       string
-	tls         bool
-	encoding    string // Content-Encoding
-	undecodable error  // the encoding the check cannot read, if any
+	response
 }
 
 // run runs the battery. It returns an error wrapping errNotTickstream, or
@@ -147,22 +105,20 @@ func (c *checker) run(ctx context.Context) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	probes := []probe{fastProbe, fastBrowser, paddedProbe, accelProbe, accelBrowser, tailProbe, endlessProbe, resumeProbe, postProbe}
-	results, err := c.streams(ctx, probes)
+	res, err := c.streams(ctx)
 	if err != nil {
 		return Report{}, err
 	}
-	fast, fastB, padded, accel, accelB, tail, endless, resumed, post := results[0], results[1], results[2], results[3], results[4], results[5], results[6], results[7], results[8]
-	held := heldToEnd(fast, padded, endless)
+	held := heldToEnd(res.fast, res.padded, res.endless)
 	findings := []Finding{
-		bufferingFinding(fast, fastB, padded, held),
-		accelFinding(fast, accelB, accel, held),
-		compressionFinding(tail, accel),
-		latencyFinding(rtt, clk, results, accelB),
-		postFinding(post, fastB),
-		resumeFinding(resumed),
-		headersFinding(fast.header),
-		protocolFinding(fast.proto, fast.tls),
+		bufferingFinding(res.fast, res.fastBrowser, res.padded, held),
+		accelFinding(res.fast, res.accelBrowser, res.accel, held),
+		compressionFinding(res.tail, res.accel),
+		latencyFinding(rtt, clk, res.all(), res.accelBrowser),
+		postFinding(res.post, res.fastBrowser),
+		resumeFinding(res.resumed),
+		tickstreamHeaders(res.fast.header, res.fast.proto),
+		protocolFinding(res.fast.proto, res.fast.tls),
 	}
 	if c.idle > 0 {
 		idle, err := c.silent(ctx)
@@ -171,9 +127,9 @@ func (c *checker) run(ctx context.Context) (Report, error) {
 		}
 		findings = append(findings, idleFinding(idle, c.idle))
 	}
-	findings = append(findings, endFinding(fast.reading))
-	rep := Report{URL: c.base, Proxy: c.proxy, OK: true, Checks: findings, probes: results, clock: clk}
-	rep.Software = identify(results)
+	findings = append(findings, endFinding(res.fast.reading))
+	rep := Report{Mode: "tickstream", URL: c.base, Proxy: c.proxy, OK: true, Checks: findings, probes: res.all(), clock: clk}
+	rep.Software = identify(rep.probes)
 	for i := range rep.Checks {
 		f := &rep.Checks[i]
 		if f.problem != "" {
@@ -278,28 +234,57 @@ func (c *checker) clock(ctx context.Context) (clockEstimate, error) {
 	return est, nil
 }
 
-// streams runs the probes at once and returns their results in order. The
-// first probe to fail ends the others, and its error is the one returned.
-func (c *checker) streams(ctx context.Context, probes []probe) ([]probeResult, error) {
+// batteryResults are the battery's probes as the client got them.
+type batteryResults struct {
+	fast, fastBrowser, padded, accel, accelBrowser, tail, endless, resumed, post probeResult
+}
+
+// slots pairs each probe of the battery with where its result goes.
+func (b *batteryResults) slots() []struct {
+	probe  probe
+	result *probeResult
+} {
+	return []struct {
+		probe  probe
+		result *probeResult
+	}{
+		{fastProbe, &b.fast}, {fastBrowser, &b.fastBrowser}, {paddedProbe, &b.padded},
+		{accelProbe, &b.accel}, {accelBrowser, &b.accelBrowser}, {tailProbe, &b.tail},
+		{endlessProbe, &b.endless}, {resumeProbe, &b.resumed}, {postProbe, &b.post},
+	}
+}
+
+// all returns every result, in the battery's order.
+func (b *batteryResults) all() []probeResult {
+	var all []probeResult
+	for _, s := range b.slots() {
+		all = append(all, *s.result)
+	}
+	return all
+}
+
+// streams runs the battery's probes at once. The first probe to fail ends
+// the others, and its error is the one returned.
+func (c *checker) streams(ctx context.Context) (batteryResults, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results := make([]probeResult, len(probes))
 	var (
+		res   batteryResults
 		once  sync.Once
 		first error
 		wg    sync.WaitGroup
 	)
-	for i, p := range probes {
+	for _, s := range res.slots() {
 		wg.Go(func() {
 			var err error
-			if results[i], err = c.stream(ctx, p); err != nil {
+			if *s.result, err = c.stream(ctx, s.probe); err != nil {
 				once.Do(func() { first = err })
 				cancel()
 			}
 		})
 	}
 	wg.Wait()
-	return results, first
+	return res, first
 }
 
 // stream runs one probe: it reads the response to its end (or, endless,
@@ -310,91 +295,33 @@ func (c *checker) stream(ctx context.Context, p probe) (probeResult, error) {
 	if p.endless {
 		limit = p.takes
 	}
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	var body io.Reader
+	req := request{method: p.method, url: c.base + p.target, header: http.Header{"Accept": {sse.ContentType}}}
+	for k, v := range p.ask {
+		req.header[k] = v
+	}
 	if p.body != "" {
-		body = strings.NewReader(p.body)
+		req.body = []byte(p.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, p.method, c.base+p.target, body)
-	if err != nil {
-		return probeResult{}, err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	for k, v := range p.header {
-		req.Header[k] = v
-	}
-	start := time.Now()
-	resp, err := c.client.Do(req)
-	if err != nil && p.endless && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-		// Not even the headers within the time it is read for: a path that
-		// holds whole responses, which heldToEnd judges.
-		return probeResult{probe: p, reading: reading{start: start, doneAt: -1, endAt: time.Since(start)}}, nil
-	}
-	if err != nil {
-		return probeResult{}, describe(p.String(), err, min(limit, c.limits.header))
-	}
-	defer resp.Body.Close()
-	r := probeResult{probe: p, status: resp.StatusCode, header: resp.Header, proto: protoName(resp.Proto),
-		tls: resp.TLS != nil, encoding: resp.Header.Get("Content-Encoding")}
-	r.reading = reading{start: start, doneAt: -1}
-	if resp.StatusCode != http.StatusOK {
+	resp, err := fetch(ctx, c.client, req, limit, p.endless)
+	r := probeResult{probe: p, response: resp}
+	var status *statusError
+	var lim *limitError
+	switch {
+	case err == nil:
+		return r, nil
+	case errors.As(err, &status):
 		if p.method == http.MethodPost {
 			return r, nil // postFinding says what the path did with it
 		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return r, fmt.Errorf("%w: %s %s%s answered %s %q", errNotTickstream, p.method, c.base, p.target, resp.Status, body)
-	}
-	dec, err := newDecoder(r.encoding)
-	if err != nil {
-		r.undecodable = err
-		return r, nil // compressionFinding says so
-	}
-	capt := readBody(resp.Body, start, dec == nil)
-	if err := c.readError(p, capt, limit); err != nil {
-		return r, err
-	}
-	text := capt.raw
-	if dec != nil {
-		text, err = decodeAll(dec, capt)
-	}
-	var events []event
-	if err == nil {
-		events, err = parseEvents(text)
-	}
-	if err == nil {
-		err = timeEvents(events, capt, dec)
-	}
-	var lim *limitError
-	if errors.As(err, &lim) {
+		return r, fmt.Errorf("%w: %s %s%s %v", errNotTickstream, p.method, c.base, p.target, status)
+	case errors.As(err, &lim):
 		return r, fmt.Errorf("%s: the server %w", p, lim)
-	} else if err != nil {
-		return r, fmt.Errorf("%s: %w", p, err)
+	case errors.Is(err, context.Canceled):
+		return r, err
+	case resp.status == 0:
+		return r, describe(p.String(), err, min(limit, c.limits.header))
 	}
-	r.reading = newReading(events, capt, start)
-	return r, nil
-}
-
-// readError says why a probe's read failed, if it did: a stall past its
-// limit (an endless probe is meant to be cut so), a limit passed, or a body
-// that broke off.
-func (c *checker) readError(p probe, capt capture, limit time.Duration) error {
-	switch {
-	case capt.err == nil:
-		return nil
-	case errors.Is(capt.err, context.DeadlineExceeded):
-		if p.endless {
-			return nil
-		}
-		return fmt.Errorf("%s: stalled: the response did not end within %v (%d bytes arrived)", p, limit, len(capt.raw))
-	case errors.Is(capt.err, context.Canceled):
-		return capt.err
-	}
-	var lim *limitError
-	if errors.As(capt.err, &lim) {
-		return fmt.Errorf("%s: the server %w", p, lim)
-	}
-	return fmt.Errorf("%s: the response broke off after %d bytes: %w", p, len(capt.raw), capt.err)
+	return r, fmt.Errorf("%s: %w", p, err)
 }
 
 // describe words a request's failure: which request, and what stalled.
@@ -675,51 +602,6 @@ func resumeFinding(r probeResult) Finding {
 		f.Fix = fixResume
 	default:
 		f.Verdict, f.Detail = "unexpected", "Last-Event-ID: 41 gave a first id of "+r.ids[0]+", want 42"
-	}
-	return f
-}
-
-// headersFinding judges the stream's headers as the client got them.
-func headersFinding(h http.Header) Finding {
-	f := Finding{Name: "headers", Verdict: "intact", OK: true}
-	ct, cc := h.Get("Content-Type"), h.Get("Cache-Control")
-	f.Detail = fmt.Sprintf("Content-Type: %s; Cache-Control: %s", orNone(ct), orNone(cc))
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "text/event-stream" {
-		f.Verdict, f.OK = "rewritten", false
-		f.Detail += "; browsers' EventSource refuses any Content-Type but text/event-stream"
-		f.Fix = "pass the server's Content-Type through"
-		return f
-	}
-	if age := h.Get("Age"); age != "" && age != "0" {
-		f.Verdict, f.OK = "cached", false
-		f.Detail += "; Age: " + age + ": the stream came from a cache, so clients get old events replayed"
-		f.Fix, f.problem = "have caches on the path pass text/event-stream through uncached, one fetch per client", problemCache
-		return f
-	}
-	if cc != "no-cache" {
-		f.Verdict = "rewritten"
-		f.Detail += "; the server sent Cache-Control: no-cache, which tells caches on the way not to hold the stream"
-	}
-	return f
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
-}
-
-// protocolFinding says what protocol the client got.
-func protocolFinding(proto string, tls bool) Finding {
-	f := Finding{Name: "protocol", Verdict: proto, OK: true}
-	transport := "without TLS"
-	if tls {
-		transport = "over TLS"
-	}
-	f.Detail = proto + " " + transport
-	if strings.HasPrefix(proto, "HTTP/1") {
-		f.Detail += "; browsers open at most 6 HTTP/1.1 connections per origin, so a 7th EventSource waits (HTTP/2 lifts that)"
 	}
 	return f
 }

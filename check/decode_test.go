@@ -225,7 +225,7 @@ func TestParseEventsBounded(t *testing.T) {
 	if _, err := parseEvents(bytes.Repeat([]byte("x"), maxLineBytes+1)); err == nil || err.Error() != "sent a line of more than 64 KiB" {
 		t.Errorf("a long line: %v", err)
 	}
-	if _, err := parseEvents(bytes.Repeat([]byte("data: x\n\n"), maxEvents+1)); err == nil || err.Error() != "sent more than 1000 events" {
+	if _, err := parseEvents(bytes.Repeat([]byte("data: x\n\n"), maxEvents+1)); err == nil || err.Error() != "sent more than 10000 events" {
 		t.Errorf("too many events: %v", err)
 	}
 }

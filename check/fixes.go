@@ -107,10 +107,22 @@ func serverIs(h http.Header, product string) bool {
 
 // identify returns the names of the products the probes' responses show.
 func identify(results []probeResult) []string {
+	headers := make([]http.Header, 0, len(results))
+	for _, r := range results {
+		if r.header != nil {
+			headers = append(headers, r.header)
+		}
+	}
+	return identifyHeaders(headers...)
+}
+
+// identifyHeaders returns the names of the products responses with these
+// headers show.
+func identifyHeaders(headers ...http.Header) []string {
 	var names []string
 	for _, p := range products {
-		for _, r := range results {
-			if r.header != nil && p.shows(r.header) {
+		for _, h := range headers {
+			if p.shows(h) {
 				names = append(names, p.name)
 				break
 			}

@@ -29,20 +29,13 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -62,6 +55,13 @@ type options struct {
 	follow   bool   // follow redirects to other origins
 	report   string // an HTML file to write
 	limits   limits
+
+	// Stream mode.
+	stream  bool
+	compare string   // a URL to read beside URL
+	method  string   // -X
+	headers []string // -H
+	data    string   // -d
 }
 
 // run runs the command and returns its exit status.
@@ -81,11 +81,22 @@ func runWithLimits(ctx context.Context, args []string, stdout, stderr io.Writer,
 	fs.StringVar(&o.proxy, "proxy", "", "go through this forward proxy (`URL`, http:// or https://) for every target, loopback too; default: HTTPS_PROXY, HTTP_PROXY and NO_PROXY")
 	fs.BoolVar(&o.follow, "follow", false, "follow redirects to another origin (by default the check stops and names it)")
 	fs.StringVar(&o.report, "report", "", "also write the report as a self-contained HTML `file` with a timeline of every stream")
+	fs.BoolVar(&o.stream, "stream", false, fmt.Sprintf("read the one stream at URL, any server's (SSE, NDJSON or text), instead of tickstream's battery; an endless stream is read for %v", lim.stream))
+	fs.StringVar(&o.compare, "compare", "", "with -stream: send the same request to this `URL` (the server directly, or another path) at the same moment, and report what URL's path adds to each event")
+	fs.StringVar(&o.method, "X", "", "with -stream: the request's `method` (default GET, or POST with -d), as curl's -X")
+	fs.Func("H", "with -stream: add a request header, `'Name: value'` (repeatable), as curl's -H", func(s string) error {
+		o.headers = append(o.headers, s)
+		return nil
+	})
+	fs.StringVar(&o.data, "d", "", "with -stream: send this request body (`DATA`, or @FILE for a file's), as curl's -d: it implies POST and Content-Type: application/x-www-form-urlencoded unless -H sets one")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: go run ./check [flags] URL\n\n"+
-			"Tells what the path to a tickstream server does to event streams.\n"+
+		fmt.Fprintf(stderr, "usage: go run ./check [flags] URL\n"+
+			"       go run ./check -stream [-X METHOD] [-H 'Name: value']... [-d DATA|@FILE] [-compare URL2] [flags] URL\n\n"+
+			"Tells what the path to a tickstream server does to event streams; with\n"+
+			"-stream, what the path does to any one stream (SSE, NDJSON, text).\n"+
 			"Exit status: 0 live, 1 a finding breaks live streaming, 2 not a reachable\n"+
-			"tickstream, or it answered past the check's limits (the message says which).\n\n")
+			"tickstream or stream, or it answered past the check's limits (the message\n"+
+			"says which).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -98,7 +109,17 @@ func runWithLimits(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fs.Usage()
 		return 2
 	}
-	rep, err := check(ctx, fs.Arg(0), o)
+	var (
+		rep Report
+		err error
+	)
+	if o.stream {
+		rep, err = checkStream(ctx, fs.Arg(0), o)
+	} else if o.compare != "" || o.method != "" || len(o.headers) > 0 || o.data != "" {
+		err = errors.New("-compare, -X, -H and -d go with -stream")
+	} else {
+		rep, err = check(ctx, fs.Arg(0), o)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "check:", err)
 		return 2
@@ -146,133 +167,4 @@ func check(ctx context.Context, rawURL string, o options) (Report, error) {
 		rep.RedirectedFrom = base
 	}
 	return rep, err
-}
-
-// baseURL checks that s is an http or https URL and returns it without a
-// trailing slash, query or fragment.
-func baseURL(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("%q is not an http:// or https:// URL", s)
-	}
-	u.RawQuery, u.Fragment = "", ""
-	return strings.TrimSuffix(u.String(), "/"), nil
-}
-
-// A redirectError is a redirect to another origin, which the check does not
-// follow without -follow: what it would measure there is another path.
-type redirectError struct{ from, to *url.URL }
-
-func (e *redirectError) Error() string {
-	return fmt.Sprintf("redirected to %s, another origin: check that URL, or rerun with -follow", e.to.Redacted())
-}
-
-func sameOrigin(a, b *url.URL) bool {
-	return a.Scheme == b.Scheme && strings.EqualFold(a.Host, b.Host)
-}
-
-// newClient returns the client the battery uses, and the forward proxy it
-// goes through ("direct" for none): HTTP/2 where the server offers it over
-// TLS, as browsers get it; no transparent compression, so that the check
-// decodes what the path sends itself and times it; a deadline on every
-// connection's setup and every response's headers.
-func newClient(base string, o options) (*http.Client, string, error) {
-	tr := &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: o.limits.header, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:      true,
-		TLSHandshakeTimeout:    o.limits.header,
-		ResponseHeaderTimeout:  o.limits.header,
-		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-		DisableCompression:     true,
-		IdleConnTimeout:        30 * time.Second,
-		TLSClientConfig:        &tls.Config{InsecureSkipVerify: o.insecure}, //nolint:gosec // only with -insecure
-	}
-	if o.caCert != "" {
-		pem, err := os.ReadFile(o.caCert)
-		if err != nil {
-			return nil, "", fmt.Errorf("-cacert: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, "", fmt.Errorf("-cacert %s: no PEM certificate in it", o.caCert)
-		}
-		tr.TLSClientConfig.RootCAs = pool
-	}
-	proxy := "direct"
-	if o.proxy != "" {
-		u, err := url.Parse(o.proxy)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, "", fmt.Errorf("-proxy %q: want an http:// or https:// URL", o.proxy)
-		}
-		tr.Proxy = http.ProxyURL(u)
-		proxy = u.Redacted()
-	} else if req, err := http.NewRequest(http.MethodGet, base, nil); err == nil {
-		if u, err := http.ProxyFromEnvironment(req); err == nil && u != nil {
-			proxy = u.Redacted()
-		}
-	}
-	client := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return errors.New("stopped after 5 redirects")
-		}
-		if !o.follow && !sameOrigin(req.URL, via[0].URL) {
-			return &redirectError{from: via[0].URL, to: req.URL}
-		}
-		return nil
-	}}
-	return client, proxy, nil
-}
-
-// follow returns the base URL that /health redirects to, if it does (for
-// -follow): the battery then runs there.
-func (c *checker) follow(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.limits.header)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/health", nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return "", describe("GET /health", err, c.limits.header)
-	}
-	resp.Body.Close()
-	u := *resp.Request.URL
-	u.RawQuery = ""
-	return strings.TrimSuffix(u.String(), "/health"), nil
-}
-
-// printReport writes one line per finding, and its fix on the next.
-func printReport(w io.Writer, rep Report) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\n", rep.URL)
-	if rep.RedirectedFrom != "" {
-		fmt.Fprintf(tw, "redirected from %s\n", rep.RedirectedFrom)
-	}
-	via := "proxy: " + rep.Proxy
-	if len(rep.Software) > 0 {
-		via += "; the responses show " + strings.Join(rep.Software, ", ")
-	}
-	fmt.Fprintln(tw, via)
-	for _, f := range rep.Checks {
-		mark := "ok"
-		if !f.OK {
-			mark = "FAIL"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", mark, f.Name, f.Verdict, f.Detail)
-		if f.Fix != "" {
-			fmt.Fprintf(tw, "\t\tfix:\t%s\n", f.Fix)
-		}
-	}
-	tw.Flush()
-	if rep.OK {
-		fmt.Fprintln(w, "streams reach this client live")
-	} else {
-		fmt.Fprintln(w, "the path breaks live streaming (see FAIL above)")
-	}
 }

@@ -82,6 +82,61 @@ func drawTimeline(title string, pts []point) string {
 	return b.String()
 }
 
+// A streamSeries is one read of stream mode, drawn as a line of its own.
+type streamSeries struct {
+	name string
+	response
+}
+
+// seriesColors are the lines' colours: the path's read, then the
+// comparison's.
+var seriesColors = []string{"#36c", "#d62"}
+
+// drawArrivals draws stream mode's reads on one timeline: how many records
+// each had readable (up) against the time from its request (across), a
+// step a release. A live path follows the comparison's steps; a buffer
+// turns many small steps into few tall ones, late; a held response is one
+// step at its end.
+func drawArrivals(title string, series []streamSeries) string {
+	var b bytes.Buffer
+	span, most := time.Duration(0), 1
+	for _, s := range series {
+		if n := len(s.events); n > 0 {
+			span = max(span, s.events[n-1].at)
+			most = max(most, n)
+		}
+	}
+	span = niceSpan(span)
+	plotW, plotH := svgWidth-svgLeft-svgRight, svgHeight-svgTop-svgBottom
+	x := func(d time.Duration) float64 { return svgLeft + float64(plotW)*float64(max(d, 0))/float64(span) }
+	y := func(n int) float64 { return svgTop + float64(plotH)*(1-float64(n)/float64(most)) }
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">`+"\n",
+		svgWidth, svgHeight, svgWidth, svgHeight, template.HTMLEscapeString(title))
+	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="#fff" stroke="#999"/>`+"\n", svgLeft, svgTop, plotW, plotH)
+	for i := 0; i <= 4; i++ {
+		d := span * time.Duration(i) / 4
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="10" text-anchor="middle" fill="#333">%s</text>`+"\n", x(d), svgHeight-svgBottom+12, seconds(d))
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="10" text-anchor="end" fill="#333">%d</text>`+"\n", svgLeft-4, y(most)+3, most)
+	fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="10" text-anchor="end" fill="#333">0</text>`+"\n", svgLeft-4, y(0)+3)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="middle" fill="#333">from the request (s)</text>`+"\n", svgLeft+plotW/2, svgHeight-4)
+	fmt.Fprintf(&b, `<text x="12" y="%d" font-size="11" text-anchor="middle" fill="#333" transform="rotate(-90 12 %d)">readable</text>`+"\n", svgTop+plotH/2, svgTop+plotH/2)
+	for k, s := range series {
+		color := seriesColors[k%len(seriesColors)]
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="10" fill="%s">%s</text>`+"\n", svgLeft+6, svgTop+14+12*k, color, template.HTMLEscapeString(s.name))
+		if len(s.events) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%.1f,%.1f`, color, x(0), y(0))
+		for i, e := range s.events {
+			fmt.Fprintf(&b, " %.1f,%.1f %.1f,%.1f", x(e.at), y(i), x(e.at), y(i+1))
+		}
+		b.WriteString(`"/>` + "\n")
+	}
+	b.WriteString("</svg>")
+	return b.String()
+}
+
 // niceSpan rounds d up to a span whose quarters read well: 1, 2 or 5
 // times a power of ten of milliseconds, four times over.
 func niceSpan(d time.Duration) time.Duration {
@@ -146,6 +201,16 @@ func renderReport(rep Report) []byte {
 		StyleHash string
 		Figures   []figure
 	}{Report: rep, Style: template.CSS(reportStyle), StyleHash: "sha256-" + base64.StdEncoding.EncodeToString(sum[:])}
+	if len(rep.streams) > 0 {
+		caption := "each read's records as they became readable: " + rep.streams[0].name
+		if len(rep.streams) > 1 {
+			caption += " (blue) beside " + rep.streams[1].name + " (orange)"
+		}
+		data.Figures = append(data.Figures, figure{
+			SVG:     template.HTML(drawArrivals("records readable over time", rep.streams)), //nolint:gosec // drawn here, its text escaped
+			Caption: caption,
+		})
+	}
 	for _, r := range rep.probes {
 		if len(r.arrivals) == 0 {
 			continue

@@ -84,8 +84,8 @@ func TestVerdicts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			small := probeResult{reading: reading{arrivals: tt.small}}
-			got := bufferingFinding(small, small, probeResult{reading: reading{arrivals: tt.padded}}, false)
+			small := probeResult{response: response{reading: reading{arrivals: tt.small}}}
+			got := bufferingFinding(small, small, probeResult{response: response{reading: reading{arrivals: tt.padded}}}, false)
 			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(Finding{})); diff != "" {
 				t.Errorf("finding (-want +got):\n%s", diff)
 			}
@@ -158,7 +158,7 @@ func TestHeadersVerdicts(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		if diff := cmp.Diff(tt.want, headersFinding(tt.in), cmp.AllowUnexported(Finding{})); diff != "" {
+		if diff := cmp.Diff(tt.want, tickstreamHeaders(tt.in, "HTTP/1.1"), cmp.AllowUnexported(Finding{})); diff != "" {
 			t.Errorf("%v: finding (-want +got):\n%s", tt.in, diff)
 		}
 	}
@@ -197,7 +197,7 @@ func TestCompressionVerdicts(t *testing.T) {
 			Name: "compression", Verdict: "holding", Encoding: "zstd", MaxHoldMs: ptr(2750), Fix: fixCompression, problem: problemCompression,
 			Detail: "zstd: 12 events, largest hold 2.75s, all arriving together; compression holds events",
 		}},
-		{"unreadable", probeResult{encoding: "compress", undecodable: errors.New(`Content-Encoding "compress" is not one this check decodes (gzip, deflate, br, zstd)`)}, Finding{
+		{"unreadable", probeResult{response: response{encoding: "compress", undecodable: errors.New(`Content-Encoding "compress" is not one this check decodes (gzip, deflate, br, zstd)`)}}, Finding{
 			Name: "compression", Verdict: "unreadable", Encoding: "compress", Fix: fixCompression, problem: problemCompression,
 			Detail: `Content-Encoding "compress" is not one this check decodes (gzip, deflate, br, zstd), so the events cannot be timed (and a browser may not read them either)`,
 		}},

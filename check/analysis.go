@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -214,4 +215,216 @@ func short(d time.Duration) time.Duration {
 		return d.Round(100 * time.Microsecond)
 	}
 	return roundMs(d)
+}
+
+// A pattern is what the arrivals of a stream with no send times say about
+// the path: when events became readable, and how many together.
+type pattern struct {
+	events   int
+	releases []release     // runs of events readable together (in one read)
+	hold     time.Duration // the longest wait before a release of minRun events or more
+	held     bool          // every event came in one release, with the response's end
+}
+
+// minRun is the fewest events readable together that count as a release
+// of a buffer: a server that writes two events at once (MCP's last
+// progress notification and its result) is common; three after a silence
+// are what buffers and batching let go.
+const minRun = 3
+
+// together is the longest gap between two arrivals that count as one read:
+// a mark's resolution, and one more for a read that a busy client split.
+const together = 2 * markResolution
+
+// arrivalPattern reads the arrivals of a stream's events (their times and
+// byte ends, from the request) as a path would shape them: a run of events
+// readable in one read after a silence is what a buffer lets go, and the
+// silence before it how long the buffer held the run's first event. The
+// first release waits from the response's head (headAt), or from the
+// request if the head came with it (a path that held the head too); endAt
+// and ended say when and how the response ended. A server that writes several events
+// at once after a pause looks the same: only a comparison with the direct
+// path can tell.
+func arrivalPattern(events []event, headAt, endAt time.Duration, ended bool) pattern {
+	p := pattern{events: len(events)}
+	prevBytes := 0
+	for i, e := range events {
+		if i == 0 || e.at-events[i-1].at > together {
+			p.releases = append(p.releases, release{at: e.at})
+		}
+		r := &p.releases[len(p.releases)-1]
+		r.events++
+		r.bytes += e.end - prevBytes
+		prevBytes = e.end
+	}
+	prev := max(headAt, 0)
+	if len(p.releases) > 0 && p.releases[0].at-prev <= together {
+		prev = 0
+	}
+	for _, r := range p.releases {
+		if r.events >= minRun || len(p.releases) == 1 {
+			p.hold = max(p.hold, r.at-prev)
+		}
+		prev = r.at
+	}
+	if len(p.releases) == 1 && ended && endAt-p.releases[0].at <= 50*time.Millisecond && p.hold >= liveHold {
+		p.held = true
+	}
+	return p
+}
+
+// verdict names what the path seems to do: held (everything at the end),
+// buffered (a run of events held a second or more), batched (a fraction of
+// a second), or live.
+func (p pattern) verdict() string {
+	switch {
+	case p.held:
+		return "held"
+	case p.hold >= bufferedHold:
+		return "buffered"
+	case p.hold >= liveHold:
+		return "batched"
+	}
+	return "live"
+}
+
+// summary describes p in a few words, naming its records with records (a
+// plural, such as "events" or "lines").
+func (p pattern) summary(records string) string {
+	s := fmt.Sprintf("%d %s", p.events, records)
+	switch {
+	case p.events == 1:
+		s = "1 " + strings.TrimSuffix(records, "s")
+	case len(p.releases) == 1 && p.events > 1:
+		s += " readable all together"
+	case len(p.releases) < p.events:
+		s += fmt.Sprintf(" in %d releases", len(p.releases))
+	case p.events > 1:
+		s += ", each readable on its own"
+	}
+	if p.hold > 0 {
+		s += fmt.Sprintf(", %v of silence before the longest-held release", roundMs(p.hold))
+	}
+	return s
+}
+
+// A match pairs events of two readings of the same stream.
+type match struct {
+	by    string   // "id", "content", "position" or "bytes"
+	pairs [][2]int // indices into the first reading's events and the second's
+}
+
+// matchEvents pairs the events of a (through the path) with those of b
+// (the comparison): by id where every event of both has one, each once;
+// else by content, in order; else by position. Text chunks, which two
+// paths cut differently, are paired by bytes: each chunk of b with the
+// first chunk of a that reaches as far into the stream, so that a path
+// that joins chunks shows each held.
+func matchEvents(f format, a, b []event) match {
+	if f == formatText {
+		// Each of b's chunks, with the first of a's that reaches as far.
+		m := match{by: "bytes"}
+		i := 0
+		for j, e := range b {
+			for i < len(a) && a[i].end < e.end {
+				i++
+			}
+			if i == len(a) {
+				break
+			}
+			m.pairs = append(m.pairs, [2]int{i, j})
+		}
+		return m
+	}
+	if m, ok := matchByID(a, b); ok {
+		return m
+	}
+	m := match{by: "content"}
+	j := 0
+	for i, e := range a {
+		for k := j; k < len(b); k++ {
+			if b[k].typ == e.typ && b[k].data == e.data {
+				m.pairs = append(m.pairs, [2]int{i, k})
+				j = k + 1
+				break
+			}
+		}
+	}
+	// Content pairs hold when nearly all events pair: events that carry
+	// their own timestamps (MCP's progress messages) pair only by chance.
+	if len(m.pairs) > 0 && 10*len(m.pairs) >= 9*min(len(a), len(b)) {
+		return m
+	}
+	m = match{by: "position"}
+	for i := range min(len(a), len(b)) {
+		m.pairs = append(m.pairs, [2]int{i, i})
+	}
+	return m
+}
+
+// matchByID pairs events by id, if every event of a and b has a distinct
+// one.
+func matchByID(a, b []event) (match, bool) {
+	index := make(map[string]int, len(b))
+	for k, e := range b {
+		if e.id == "" {
+			return match{}, false
+		}
+		if _, dup := index[e.id]; dup {
+			return match{}, false
+		}
+		index[e.id] = k
+	}
+	m := match{by: "id"}
+	seen := make(map[string]bool, len(a))
+	for i, e := range a {
+		if e.id == "" || seen[e.id] {
+			return match{}, false
+		}
+		seen[e.id] = true
+		if k, ok := index[e.id]; ok {
+			m.pairs = append(m.pairs, [2]int{i, k})
+		}
+	}
+	return m, len(m.pairs) > 0
+}
+
+// addedDelays returns, for each matched pair, how much later the event
+// became readable through a than through b, both on the client's clock.
+func addedDelays(m match, a, b reading) []time.Duration {
+	added := make([]time.Duration, len(m.pairs))
+	for i, p := range m.pairs {
+		added[i] = a.start.Add(a.events[p[0]].at).Sub(b.start.Add(b.events[p[1]].at))
+	}
+	return added
+}
+
+// percentile returns the p-th percentile (0 to 100) of xs, by the nearest
+// rank.
+func percentile(xs []time.Duration, p int) time.Duration {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	k := (p*len(s) + 99) / 100
+	return s[max(k-1, 0)]
+}
+
+// addedVerdict names what the path adds to a stream beside the comparison:
+// live when 99% of events come within liveHold of their direct arrival
+// (beyond the least any event was delayed, which a longer route adds to
+// every event alike), batched within a second, buffered beyond; held when
+// every event came through the path at once with its end.
+func addedVerdict(added []time.Duration, path pattern) string {
+	spread := percentile(added, 99) - max(slices.Min(added), 0)
+	switch {
+	case spread < liveHold:
+		return "live"
+	case path.held:
+		return "held"
+	case spread >= bufferedHold:
+		return "buffered"
+	}
+	return "batched"
 }

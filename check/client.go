@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// httpURL checks that s is an http or https URL.
+func httpURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http:// or https:// URL", s)
+	}
+	return nil
+}
+
+// baseURL checks that s is an http or https URL and returns it without a
+// trailing slash, query or fragment.
+func baseURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%q is not an http:// or https:// URL", s)
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// A redirectError is a redirect to another origin, which the check does not
+// follow without -follow: what it would measure there is another path.
+type redirectError struct{ from, to *url.URL }
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("redirected to %s, another origin: check that URL, or rerun with -follow", e.to.Redacted())
+}
+
+func sameOrigin(a, b *url.URL) bool {
+	return a.Scheme == b.Scheme && strings.EqualFold(a.Host, b.Host)
+}
+
+// newClient returns the client the battery uses, and the forward proxy it
+// goes through ("direct" for none): HTTP/2 where the server offers it over
+// TLS, as browsers get it; no transparent compression, so that the check
+// decodes what the path sends itself and times it; a deadline on every
+// connection's setup and every response's headers.
+func newClient(base string, o options) (*http.Client, string, error) {
+	tr := &http.Transport{
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            (&net.Dialer{Timeout: o.limits.header, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:      true,
+		TLSHandshakeTimeout:    o.limits.header,
+		ResponseHeaderTimeout:  o.limits.header,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+		DisableCompression:     true,
+		IdleConnTimeout:        30 * time.Second,
+		TLSClientConfig:        &tls.Config{InsecureSkipVerify: o.insecure}, //nolint:gosec // only with -insecure
+	}
+	if o.caCert != "" {
+		pem, err := os.ReadFile(o.caCert)
+		if err != nil {
+			return nil, "", fmt.Errorf("-cacert: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, "", fmt.Errorf("-cacert %s: no PEM certificate in it", o.caCert)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	proxy := "direct"
+	if o.proxy != "" {
+		u, err := url.Parse(o.proxy)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, "", fmt.Errorf("-proxy %q: want an http:// or https:// URL", o.proxy)
+		}
+		tr.Proxy = http.ProxyURL(u)
+		proxy = u.Redacted()
+	} else if req, err := http.NewRequest(http.MethodGet, base, nil); err == nil {
+		if u, err := http.ProxyFromEnvironment(req); err == nil && u != nil {
+			proxy = u.Redacted()
+		}
+	}
+	client := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return errors.New("stopped after 5 redirects")
+		}
+		if !o.follow && !sameOrigin(req.URL, via[0].URL) {
+			return &redirectError{from: via[0].URL, to: req.URL}
+		}
+		return nil
+	}}
+	return client, proxy, nil
+}
+
+// follow returns the base URL that /health redirects to, if it does (for
+// -follow): the battery then runs there.
+func (c *checker) follow(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.limits.header)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/health", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return "", describe("GET /health", err, c.limits.header)
+	}
+	resp.Body.Close()
+	u := *resp.Request.URL
+	u.RawQuery = ""
+	return strings.TrimSuffix(u.String(), "/health"), nil
+}

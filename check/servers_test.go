@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// openAIServer serves an OpenAI-compatible chat completions endpoint, POST
+// /v1/chat/completions, written from the public wire format: with "stream":
+// true, a text/event-stream of chat.completion.chunk objects (no id:, no
+// event: lines; the first delta carries the role, each next one a token,
+// the last the finish reason), one every interval, then "data: [DONE]". It
+// sends no X-Accel-Buffering, as the popular servers do not. max_tokens
+// sets how many tokens (default 16, at most 200). Anything else answers
+// 400 with the API's error shape.
+func openAIServer(t *testing.T, interval time.Duration) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fail := func(status int, msg string) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"error":{"message":%q,"type":"invalid_request_error"}}`, msg)
+		}
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/chat/completions" {
+			fail(http.StatusNotFound, "POST /v1/chat/completions only")
+			return
+		}
+		var req struct {
+			Model     string            `json:"model"`
+			Messages  []json.RawMessage `json:"messages"`
+			Stream    bool              `json:"stream"`
+			MaxTokens int               `json:"max_tokens"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || len(req.Messages) == 0 || !req.Stream {
+			fail(http.StatusBadRequest, "want a JSON body with messages and \"stream\": true")
+			return
+		}
+		if req.MaxTokens <= 0 {
+			req.MaxTokens = 16
+		}
+		req.MaxTokens = min(req.MaxTokens, 200)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		chunk := func(delta, finish string) {
+			fmt.Fprintf(w, `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":946684800,"model":%q,`+
+				`"choices":[{"index":0,"delta":%s,"logprobs":null,"finish_reason":%s}]}`+"\n\n", req.Model, delta, finish)
+			http.NewResponseController(w).Flush() //nolint:errcheck // a gone client ends the loop below
+		}
+		chunk(`{"role":"assistant","content":""}`, "null")
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for i := range req.MaxTokens {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-tick.C:
+			}
+			chunk(fmt.Sprintf(`{"content":" token%d"}`, i), "null")
+		}
+		chunk(`{}`, `"stop"`)
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// chatRequest is the body of a streamed chat completion of n tokens.
+func chatRequest(n int) string {
+	return fmt.Sprintf(`{"model":"test","stream":true,"max_tokens":%d,"messages":[{"role":"user","content":"Count."}]}`, n)
+}
+
+var mcpInstall = sync.OnceValue(func() error {
+	out, err := exec.Command("npm", "ci", "--prefix", filepath.Join("testdata", "mcp"), "--no-audit", "--no-fund").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("npm ci in testdata/mcp (Node.js and npm are needed): %v\n%s", err, out)
+	}
+	return nil
+})
+
+// mcpServer runs testdata/mcp/server.mjs, an MCP server on the official
+// TypeScript SDK (@modelcontextprotocol/sdk, pinned in its lockfile), and
+// returns its endpoint's URL. Its tool "count" answers a tools/call with an
+// SSE stream of progress notifications, then the result.
+func mcpServer(t *testing.T) string {
+	t.Helper()
+	if err := mcpInstall(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", filepath.Join("testdata", "mcp", "server.mjs"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	port := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		port <- strings.TrimPrefix(strings.TrimSpace(line), "listening ")
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case p := <-port:
+		if p == "" {
+			t.Fatalf("node server.mjs did not say where it listens: %s", stderr.String())
+		}
+		// One call first, so that the tests' calls do not wait for
+		// Node.js to compile the SDK's code paths.
+		u := "http://127.0.0.1:" + p + "/mcp"
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := stamp(ctx, u, "application/json", mcpCall(2, time.Millisecond), true); err != nil {
+			t.Fatalf("the first call of the MCP server: %v (%s)", err, stderr.String())
+		}
+		return u
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node server.mjs did not listen within 30s: %s", stderr.String())
+	}
+	return ""
+}
+
+// mcpCall is the body of a tools/call of "count" that asks for progress.
+func mcpCall(n int, interval time.Duration) string {
+	return fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"count","arguments":{"count":%d,"interval":%d},"_meta":{"progressToken":"p1"}}}`,
+		n, interval.Milliseconds())
+}
+
+// ndjsonServer serves an Ollama-style stream: application/x-ndjson, one
+// JSON object a line every interval, the last with "done": true.
+func ndjsonServer(t *testing.T, n int, interval time.Duration) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		for i := range n {
+			fmt.Fprintf(w, `{"model":"test","response":" token%d","done":false}`+"\n", i)
+			http.NewResponseController(w).Flush() //nolint:errcheck
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(interval):
+			}
+		}
+		fmt.Fprint(w, `{"model":"test","response":"","done":true,"done_reason":"stop"}`+"\n")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// textServer serves a text stream as the Vercel AI SDK's text protocol
+// does: text/plain; charset=utf-8, raw chunks, one every interval.
+func textServer(t *testing.T, n int, interval time.Duration) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		for i := range n {
+			fmt.Fprintf(w, "word%d ", i)
+			http.NewResponseController(w).Flush() //nolint:errcheck
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(interval):
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// stamp is the ground truth of one read: when each record arrived, by a
+// client that does nothing but read lines and note the time, as `curl -N
+// | ts` does. Records are SSE events (a blank line after data), or lines.
+func stamp(ctx context.Context, url, contentType, body string, sseEvents bool) ([]time.Time, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	var stamps []time.Time
+	br := bufio.NewReader(resp.Body)
+	data := false
+	for {
+		line, err := br.ReadString('\n')
+		now := time.Now()
+		if err != nil {
+			if err == io.EOF {
+				return stamps, nil
+			}
+			return stamps, err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case !sseEvents && line != "":
+			stamps = append(stamps, now)
+		case sseEvents && line == "" && data:
+			stamps = append(stamps, now)
+			data = false
+		case sseEvents && strings.HasPrefix(line, "data"):
+			data = true
+		}
+	}
+}
