@@ -302,7 +302,7 @@ func (p pattern) summary(records string) string {
 	case p.events > 1:
 		s += ", each readable on its own"
 	}
-	if p.hold > 0 {
+	if p.hold >= liveHold {
 		s += fmt.Sprintf(", %v of silence before the longest-held release", roundMs(p.hold))
 	}
 	return s

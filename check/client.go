@@ -121,3 +121,31 @@ func (c *checker) follow(ctx context.Context) (string, error) {
 	u.RawQuery = ""
 	return strings.TrimSuffix(u.String(), "/health"), nil
 }
+
+// describe words a request's failure: which request, and what stalled.
+func describe(what string, err error, limit time.Duration) error {
+	var redirect *redirectError
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &redirect):
+		return fmt.Errorf("%s: %w", what, redirect)
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		return fmt.Errorf("%s: stalled: no whole answer within %v", what, limit)
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("%w (pass the certificate of the CA that signed the server's with -cacert FILE, or skip verification with -insecure)", err)
+	}
+	return err
+}
+
+// protoName writes a protocol as people do: HTTP/2, not HTTP/2.0.
+func protoName(proto string) string {
+	if proto == "HTTP/2.0" {
+		return "HTTP/2"
+	}
+	return proto
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}

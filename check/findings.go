@@ -5,15 +5,16 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // A Report is the check's result: one Finding per check, in a fixed order.
 type Report struct {
+	Mode           string    `json:"mode"` // "tickstream": the battery; "stream": one stream, any server's
 	URL            string    `json:"url"`
 	RedirectedFrom string    `json:"redirected_from,omitempty"` // with -follow: the URL given
 	Proxy          string    `json:"proxy"`                     // the forward proxy used, or "direct"
 	Software       []string  `json:"software,omitempty"`        // what the responses show of the path: nginx, Varnish...
-	Mode           string    `json:"mode"`                      // "tickstream": the battery; "stream": one stream, any server's
 	Method         string    `json:"method,omitempty"`          // stream mode: the request's method
 	Compare        string    `json:"compare,omitempty"`         // stream mode: the URL read beside it (-compare)
 	OK             bool      `json:"ok"`                        // no finding breaks live streaming
@@ -131,4 +132,24 @@ func protocolFinding(proto string, tls bool) Finding {
 		f.Detail += "; browsers open at most 6 HTTP/1.1 connections per origin, so a 7th EventSource waits (HTTP/2 lifts that)"
 	}
 	return f
+}
+
+// tenths returns d in milliseconds, to a tenth of one.
+func tenths(d time.Duration) *float64 {
+	ms := float64(d.Round(100*time.Microsecond)) / float64(time.Millisecond)
+	return &ms
+}
+
+func millis(d time.Duration) *int64 {
+	n := d.Milliseconds()
+	return &n
+}
+
+// encoded prefixes what a browser got with its encoding, if it was
+// compressed.
+func encoded(encoding, s string) string {
+	if encoding == "" || encoding == "identity" {
+		return s
+	}
+	return encoding + ": " + s
 }

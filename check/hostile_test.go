@@ -19,7 +19,7 @@ import (
 
 // testLimits are the check's time limits, shortened so that a stall shows
 // in a test's time: the streams still fit them.
-var testLimits = limits{header: 700 * time.Millisecond, slack: 1500 * time.Millisecond, run: 30 * time.Second, stream: 10 * time.Second}
+var testLimits = limits{header: 700 * time.Millisecond, slack: 1500 * time.Millisecond, run: 30 * time.Second, stream: 6 * time.Second}
 
 // checkWith runs the battery against url with testLimits and returns its
 // exit status, stdout and stderr.

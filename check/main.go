@@ -29,7 +29,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -131,9 +130,7 @@ func runWithLimits(ctx context.Context, args []string, stdout, stderr io.Writer,
 		}
 	}
 	if o.asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep) //nolint:errcheck // stdout
+		printJSON(stdout, rep)
 	} else {
 		printReport(stdout, rep)
 	}

@@ -36,7 +36,8 @@ func highWater(pid int) int {
 // end, gzip bombs), and bounds its peak resident memory, as the kernel
 // counts it (VmHWM, the high-water mark of the process's memory after it
 // started; getrusage would count the test binary's too, which the child
-// shares until its exec): under 100 MiB whatever the server sends.
+// shares until its exec): under 100 MiB whatever the server sends, in
+// the battery and in stream mode.
 func TestPeakMemory(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "check")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -74,34 +75,40 @@ func TestPeakMemory(t *testing.T) {
 			w.Write(bomb.Bytes())
 		},
 	}
+	modes := map[string]func(url string) []string{
+		"battery": func(url string) []string { return []string{url} },
+		"stream":  func(url string) []string { return []string{"-stream", url + "/stream"} },
+	}
 	for name, flood := range floods {
-		t.Run(name, func(t *testing.T) {
-			// Every stream probe floods; /health and /time answer as they should.
-			url := floodAll(t, flood)
-			cmd := exec.Command(bin, url)
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			peak := 0 // KiB
-			for running := true; running; {
-				select {
-				case <-done:
-					running = false
-				case <-time.After(time.Millisecond):
-					peak = max(peak, highWater(cmd.Process.Pid))
+		for mode, args := range modes {
+			t.Run(mode+", "+name, func(t *testing.T) {
+				// Every stream probe floods; /health and /time answer as they should.
+				url := floodAll(t, flood)
+				cmd := exec.Command(bin, args(url)...)
+				var out bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
 				}
-			}
-			if code := cmd.ProcessState.ExitCode(); code != 2 {
-				t.Errorf("exit status %d, want 2: %s", code, out.Bytes())
-			}
-			t.Logf("%s: peak RSS %d KiB: %s", name, peak, bytes.TrimSpace(out.Bytes()))
-			if peak > 100<<10 {
-				t.Errorf("peak RSS %d KiB, want under 100 MiB", peak)
-			}
-		})
+				done := make(chan error, 1)
+				go func() { done <- cmd.Wait() }()
+				peak := 0 // KiB
+				for running := true; running; {
+					select {
+					case <-done:
+						running = false
+					case <-time.After(time.Millisecond):
+						peak = max(peak, highWater(cmd.Process.Pid))
+					}
+				}
+				if code := cmd.ProcessState.ExitCode(); code != 2 {
+					t.Errorf("exit status %d, want 2: %s", code, out.Bytes())
+				}
+				t.Logf("%s: peak RSS %d KiB: %s", name, peak, bytes.TrimSpace(out.Bytes()))
+				if peak > 100<<10 {
+					t.Errorf("peak RSS %d KiB, want under 100 MiB", peak)
+				}
+			})
+		}
 	}
 }

@@ -1,11 +1,19 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 )
+
+// printJSON writes rep as one indented JSON object (-json).
+func printJSON(w io.Writer, rep Report) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(rep) //nolint:errcheck // stdout
+}
 
 // printReport writes one line per finding, and its fix on the next.
 func printReport(w io.Writer, rep Report) {

@@ -58,7 +58,7 @@ func TestArrivalPatterns(t *testing.T) {
 		{"held to the end", records(100, 60, func(int) time.Duration { return 5 * time.Second }), 5*time.Second + 2*ms, true,
 			"held", 4998 * ms, "100 events readable all together, 4.998s of silence before the longest-held release"},
 		{"together at the end of a quick response", records(3, 60, func(int) time.Duration { return 20 * ms }), 21 * ms, true,
-			"live", 18 * ms, "3 events readable all together, 18ms of silence before the longest-held release"},
+			"live", 18 * ms, "3 events readable all together"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -170,6 +170,7 @@ func TestLatency(t *testing.T) {
 		{1200 * time.Millisecond, "late", false},
 	} {
 		t.Run(tt.lag.String(), func(t *testing.T) {
+			t.Parallel()
 			url := lagRelay(t, up, tt.lag)
 			rep, code := checkJSON(t, url)
 			f := finding(rep, "latency")

@@ -123,7 +123,10 @@ func drawArrivals(title string, series []streamSeries) string {
 	fmt.Fprintf(&b, `<text x="12" y="%d" font-size="11" text-anchor="middle" fill="#333" transform="rotate(-90 12 %d)">readable</text>`+"\n", svgTop+plotH/2, svgTop+plotH/2)
 	for k, s := range series {
 		color := seriesColors[k%len(seriesColors)]
-		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="10" fill="%s">%s</text>`+"\n", svgLeft+6, svgTop+14+12*k, color, template.HTMLEscapeString(s.name))
+		// The legend sits at the bottom right, which lines that climb from
+		// the bottom left reach last.
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="10" text-anchor="end" fill="%s">%s</text>`+"\n",
+			svgLeft+plotW-6, svgTop+plotH-8-12*(len(series)-1-k), color, template.HTMLEscapeString(s.name))
 		if len(s.events) == 0 {
 			continue
 		}
@@ -172,15 +175,16 @@ var reportPage = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 </head>
 <body>
 <h1>What the path does to event streams</h1>
-<p>{{.Report.URL}}{{with .Report.RedirectedFrom}} (redirected from {{.}}){{end}}; proxy: {{.Report.Proxy}}{{with .Report.Software}}; the responses show {{range $i, $s := .}}{{if $i}}, {{end}}{{$s}}{{end}}{{end}}</p>
+<p>{{with .Report.Method}}{{.}} {{end}}{{.Report.URL}}{{with .Report.Compare}}, compared with {{.}}{{end}}{{with .Report.RedirectedFrom}} (redirected from {{.}}){{end}}; proxy: {{.Report.Proxy}}{{with .Report.Software}}; the responses show {{range $i, $s := .}}{{if $i}}, {{end}}{{$s}}{{end}}{{end}}</p>
 <p class="{{if .Report.OK}}ok{{else}}fail{{end}}">{{if .Report.OK}}Streams reach this client live.{{else}}The path breaks live streaming.{{end}}</p>
 <table>
 <tr><th></th><th>check</th><th>verdict</th><th>what was seen, and the fix</th></tr>
 {{range .Report.Checks}}<tr><td class="{{if .OK}}ok{{else}}fail{{end}}">{{if .OK}}ok{{else}}FAIL{{end}}</td><td>{{.Name}}</td><td>{{.Verdict}}</td><td>{{.Detail}}{{with .Fix}}<br>fix: {{.}}{{end}}</td></tr>
 {{end}}</table>
 <h2>Timelines</h2>
-<p>Each event's arrival against its sending. Live events follow the dashed diagonal. A buffer released by size makes uneven steps, one released by a clock a staircase of equal treads; a lag lifts the whole line; a compressor that keeps each event's tail lifts it by one gap.</p>
-{{range .Figures}}<figure>{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>
+{{if eq .Report.Mode "stream"}}<p>How many records each read had readable, against the time from its request: a step a release. A live path climbs with the comparison, step for step; a buffer turns many small steps into few tall, late ones; a held response is one step at its end.</p>
+{{else}}<p>Each event's arrival against its sending. Live events follow the dashed diagonal. A buffer released by size makes uneven steps, one released by a clock a staircase of equal treads; a lag lifts the whole line; a compressor that keeps each event's tail lifts it by one gap.</p>
+{{end}}{{range .Figures}}<figure>{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>
 {{end}}</body>
 </html>
 `))

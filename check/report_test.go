@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -64,7 +66,7 @@ func syntheticReport() Report {
 		idleFinding(reading{endAt: 60 * time.Second, ended: true}, 2*time.Minute),
 		endFinding(reading{doneAt: 5 * time.Second, endAt: 5*time.Second + ms, ended: true}),
 	}
-	rep := Report{URL: "https://sse.example/tickstream", Proxy: "http://proxy.example:3128", Software: []string{"nginx"},
+	rep := Report{Mode: "tickstream", URL: "https://sse.example/tickstream", Proxy: "http://proxy.example:3128", Software: []string{"nginx"},
 		Checks: findings, probes: shapes, clock: clk}
 	for i := range rep.Checks {
 		if f := &rep.Checks[i]; f.Fix != "" {
@@ -104,4 +106,63 @@ func TestReportPage(t *testing.T) {
 	if !strings.Contains(string(page), csp) || !strings.Contains(string(page), "<style>"+reportStyle+"</style>") {
 		t.Errorf("the page's CSP does not allow exactly its stylesheet (want %s)", csp)
 	}
+}
+
+// syntheticStreamReport is a stream-mode report with -compare, as -json,
+// the text output and -report write it: an OpenAI-style stream of 40
+// tokens 50ms apart (and [DONE]) that the path releases in blocks of 8
+// events, read beside the server's own live stream.
+func syntheticStreamReport() Report {
+	head := 2 * ms
+	path := records(41, 180, func(i int) time.Duration { return time.Duration(min(i/8*8+7, 40))*50*ms + head })
+	direct := records(41, 180, every(50*ms, head))
+	for _, evs := range [][]event{path, direct} {
+		evs[40].data = "[DONE]"
+		for i := range evs {
+			evs[i].id = ""
+		}
+	}
+	read := func(evs []event) response {
+		return response{reading: reading{events: evs, start: t0, endAt: evs[40].at + ms, ended: true, doneAt: -1},
+			status: 200, proto: "HTTP/2", tls: true, format: formatSSE, headAt: head, firstByteAt: head, bodyBytes: 41 * 180,
+			header: http.Header{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}, "Server": {"nginx"}}}
+	}
+	reads := streamReads{browser: read(path), plain: read(path), compare: read(direct)}
+	reads.compare.header = http.Header{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}}
+	req := request{method: "POST", header: http.Header{"Accept": {"*/*"}, "Content-Type": {"application/json"}}}
+	rep := Report{Mode: "stream", URL: "https://llm.example/v1/chat/completions", Method: "POST", Compare: "http://origin.example:8000/v1/chat/completions",
+		Proxy: "direct", Software: identifyHeaders(reads.browser.header), OK: true,
+		Checks: []Finding{
+			deliveryFinding(reads, true),
+			streamCompression(reads.browser, reads.plain),
+			streamHeaders(reads.browser, req),
+			protocolFinding("HTTP/2", true),
+			streamEnd(reads.browser, 30*time.Second),
+		},
+		streams: []streamSeries{{name: "https://llm.example/v1/chat/completions", response: reads.browser}, {name: "http://origin.example:8000/v1/chat/completions", response: reads.compare}},
+	}
+	for i := range rep.Checks {
+		f := &rep.Checks[i]
+		if f.problem != "" {
+			f.Fix = fixFor(f.problem, rep.Software, f.Fix)
+		}
+		rep.OK = rep.OK && f.OK
+	}
+	return rep
+}
+
+// TestStreamReportOutputs pins stream mode's three outputs in golden
+// files: -json, the text, and the -report page with both reads on one
+// timeline.
+func TestStreamReportOutputs(t *testing.T) {
+	rep := syntheticStreamReport()
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wiretest.Golden(t, filepath.Join("testdata", "stream-report.json"), append(b, '\n'))
+	var text bytes.Buffer
+	printReport(&text, rep)
+	wiretest.Golden(t, filepath.Join("testdata", "stream-report.txt"), text.Bytes())
+	wiretest.Golden(t, filepath.Join("testdata", "stream-report.html"), renderReport(rep))
 }

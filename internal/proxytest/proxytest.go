@@ -118,10 +118,10 @@ func Caddy(t *testing.T, upstream, siteConf string) string {
 	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n}\nhttp://%[1]s {\n\tbind 127.0.0.1\n\t%[3]s\n\treverse_proxy %[2]s\n}\n",
 		addr, upstream, siteConf)
 	confFile := filepath.Join(dir, "Caddyfile")
-	t.Setenv("HOME", dir)
-	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
-	start(t, confFile, conf, addr, "", bin, "run", "--config", confFile, "--adapter", "caddyfile")
+	// Caddy's own files go to the test's directory, set for its process
+	// alone, so that tests running Caddy can run in parallel.
+	env := []string{"HOME=" + dir, "XDG_DATA_HOME=" + filepath.Join(dir, "data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "config")}
+	startWith(t, env, confFile, conf, addr, "", bin, "run", "--config", confFile, "--adapter", "caddyfile")
 	return "http://" + addr
 }
 
@@ -216,10 +216,19 @@ func freeAddr(t *testing.T) string {
 // the test ends, and waits until it accepts connections on addr.
 func start(t *testing.T, confFile, conf, addr, errorLog string, args ...string) {
 	t.Helper()
+	startWith(t, nil, confFile, conf, addr, errorLog, args...)
+}
+
+// startWith is start with env added to the proxy's environment.
+func startWith(t *testing.T, env []string, confFile, conf, addr, errorLog string, args ...string) {
+	t.Helper()
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	// A proxy's workers (Apache's, Squid's) are its children: the whole
