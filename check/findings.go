@@ -129,7 +129,7 @@ func protocolFinding(proto string, tls bool) Finding {
 	}
 	f.Detail = proto + " " + transport
 	if strings.HasPrefix(proto, "HTTP/1") {
-		f.Detail += "; browsers open at most 6 HTTP/1.1 connections per origin, so a 7th EventSource waits (HTTP/2 lifts that)"
+		f.Detail += "; browsers open at most 6 HTTP/1.1 connections per origin, so a 7th open stream waits (HTTP/2 lifts that)"
 	}
 	return f
 }

@@ -1,14 +1,14 @@
-// Command check tells what the path between a tickstream server and this
-// client does to event streams, as a browser would get them:
+// Command check tells what the path between a server and this client does
+// to event streams, as a browser would get them. It has two modes.
 //
 //	go run ./check [flags] URL
 //
-// URL is tickstream's base URL as a client sees it: direct, through a
-// reverse proxy, CDN or gateway, under a prefix, or a Lambda function URL.
-// In about 5 s it reads nine streams at once, some asking for compression
-// as Chromium does (Accept-Encoding: gzip, deflate, br, zstd) and some not,
-// and prints one line per finding, with a verdict and, where one is known,
-// the fix for the software the responses show:
+// The battery: URL is tickstream's base URL as a client sees it (direct,
+// through a reverse proxy, CDN or gateway, under a prefix, or a Lambda
+// function URL). In about 5 s it reads nine streams at once, some asking
+// for compression as Chromium does (Accept-Encoding: gzip, deflate, br,
+// zstd) and some not, and prints one line per finding, with a verdict and,
+// where one is known, the fix for the software the responses show:
 //
 //	buffering    are events without X-Accel-Buffering relayed live, batched, buffered or held to the end?
 //	accel        and events with X-Accel-Buffering: no?
@@ -21,10 +21,29 @@
 //	idle         (with -idle) when does the path cut a silent stream?
 //	end          does a finished stream's end arrive with its last event?
 //
+//	go run ./check -stream [-X METHOD] [-H 'Name: value']... [-d DATA|@FILE] [-compare URL2] URL
+//
+// Stream mode: URL is any streaming endpoint (an OpenAI-compatible API,
+// an MCP server, NDJSON, text, any text/event-stream). It sends the request
+// (flags named as curl's) as EventSource or fetch would, twice at once,
+// with and without compression, and with -compare once more to URL2 at the
+// same moment; it divides the body into records by its Content-Type and
+// judges delivery (from the arrival pattern, or by what URL's path adds
+// beside URL2's), compression, headers, protocol and end.
+//
 // The exit status is 0 when no finding breaks live streaming, 1 when one
-// does, and 2 when URL cannot be reached, is not a tickstream server, or
-// answers past the check's limits (a stall, an endless body, a redirect to
-// another origin): the message names the request.
+// does, and 2 when URL cannot be reached, is not a tickstream server (in
+// the battery) or not a stream, or answers past the check's limits (a
+// stall, an endless body, a redirect to another origin): the message names
+// the request.
+//
+// The files: main.go (flags), client.go (the HTTP client), fetch.go and
+// capture.go (bounded reading of any response), decode.go (decoding as
+// browsers do), records.go (SSE, NDJSON and text records, timed),
+// analysis.go (pure functions over arrival traces), battery.go and
+// batteryfindings.go (tickstream's battery), streammode.go (stream mode),
+// findings.go and fixes.go (shared findings, products and their settings),
+// output.go and report.go (text, JSON and HTML).
 package main
 
 import (
@@ -74,7 +93,7 @@ func runWithLimits(ctx context.Context, args []string, stdout, stderr io.Writer,
 	fs.SetOutput(stderr)
 	o := options{limits: lim}
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as one JSON object")
-	fs.DurationVar(&o.idle, "idle", 0, "also open a silent stream and wait this long (such as 2m) for the path to cut it")
+	fs.DurationVar(&o.idle, "idle", 0, "with the battery: also open a silent stream and wait this long (such as 2m) for the path to cut it")
 	fs.StringVar(&o.caCert, "cacert", "", "trust the CA certificates in this PEM `file` too (a private CA's)")
 	fs.BoolVar(&o.insecure, "insecure", false, "do not verify the server's TLS certificate")
 	fs.StringVar(&o.proxy, "proxy", "", "go through this forward proxy (`URL`, http:// or https://) for every target, loopback too; default: HTTPS_PROXY, HTTP_PROXY and NO_PROXY")

@@ -352,7 +352,12 @@ func streamEnd(r response, window time.Duration) Finding {
 		f.Fix = "something on the path ends the response early and closes it as if whole"
 	case done >= 0:
 		f.Verdict = "done"
-		f.Detail = fmt.Sprintf("ended with its end marker (%.40s), the response %v after it", r.events[done].data, short(r.endAt-r.events[done].at))
+		f.Detail = fmt.Sprintf("ended with its end marker (%.40s)", r.events[done].data)
+		if gap := r.endAt - r.events[done].at; gap >= markResolution {
+			f.Detail += fmt.Sprintf(", the response %v after it", short(gap))
+		} else {
+			f.Detail += " and the response with it"
+		}
 	default:
 		f.Verdict = "ended"
 		f.Detail = fmt.Sprintf("the response ended after %v", roundMs(r.endAt))

@@ -43,6 +43,6 @@ const httpServer = http.createServer(async (req, res) => {
   await server.connect(transport);
   await transport.handleRequest(req, res);
 });
-httpServer.listen(0, '127.0.0.1', () => {
+httpServer.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   console.log(`listening ${httpServer.address().port}`);
 });
