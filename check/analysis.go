@@ -223,7 +223,8 @@ type pattern struct {
 	events   int
 	releases []release     // runs of events readable together (in one read)
 	hold     time.Duration // the longest wait before a release of minRun events or more
-	held     bool          // every event came in one release, with the response's end
+	atEnd    bool          // every event came in one release, with the response's end
+	held     bool          // and they were minRun or more, after a silence
 }
 
 // minRun is the fewest events readable together that count as a release
@@ -262,14 +263,13 @@ func arrivalPattern(events []event, headAt, endAt time.Duration, ended bool) pat
 		prev = 0
 	}
 	for _, r := range p.releases {
-		if r.events >= minRun || len(p.releases) == 1 {
+		if r.events >= minRun {
 			p.hold = max(p.hold, r.at-prev)
 		}
 		prev = r.at
 	}
-	if len(p.releases) == 1 && ended && endAt-p.releases[0].at <= 50*time.Millisecond && p.hold >= liveHold {
-		p.held = true
-	}
+	p.atEnd = len(p.releases) == 1 && ended && endAt-p.releases[0].at <= 50*time.Millisecond
+	p.held = p.atEnd && p.events >= minRun && p.hold >= liveHold
 	return p
 }
 
@@ -415,13 +415,14 @@ func percentile(xs []time.Duration, p int) time.Duration {
 // live when 99% of events come within liveHold of their direct arrival
 // (beyond the least any event was delayed, which a longer route adds to
 // every event alike), batched within a second, buffered beyond; held when
-// every event came through the path at once with its end.
+// every event came through the path at once with its end (a text stream's
+// chunks joined into one, too).
 func addedVerdict(added []time.Duration, path pattern) string {
 	spread := percentile(added, 99) - max(slices.Min(added), 0)
 	switch {
 	case spread < liveHold:
 		return "live"
-	case path.held:
+	case path.atEnd:
 		return "held"
 	case spread >= bufferedHold:
 		return "buffered"

@@ -182,43 +182,37 @@ func TestCheckPaths(t *testing.T) {
 		}},
 	}
 	tests = append(tests, otherProxies(t, host)...)
-	// Three paths at a time: each run's nine streams are mostly waiting,
+	// Four paths at a time: each run's nine streams are mostly waiting,
 	// and its verdicts' thresholds (100ms) are far above what a loaded
 	// 2-core box adds.
-	running := make(chan struct{}, 3)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			running <- struct{}{}
-			defer func() { <-running }()
-			url := tt.url(t)
-			var args []string
-			want := want(url, tt.software, tt.changed...)
-			if tt.via != nil {
-				want.Proxy = tt.via(t)
-				args = []string{"-proxy", want.Proxy}
+	runAtOnce(t, 4, tests, func(tt pathCase) string { return tt.name }, func(t *testing.T, tt pathCase) {
+		url := tt.url(t)
+		var args []string
+		want := want(url, tt.software, tt.changed...)
+		if tt.via != nil {
+			want.Proxy = tt.via(t)
+			args = []string{"-proxy", want.Proxy}
+		}
+		rep, code := checkJSON(t, url, args...)
+		if diff := cmp.Diff(want, rep, verdicts); diff != "" {
+			t.Errorf("report (-want +got):\n%s", diff)
+		}
+		wantCode := 0
+		if !want.OK {
+			wantCode = 1
+		}
+		if code != wantCode {
+			t.Errorf("exit status %d, want %d", code, wantCode)
+		}
+		for _, f := range rep.Checks[:2] {
+			if f.Verdict == "live" && *f.MaxHoldMs >= liveHold.Milliseconds() {
+				t.Errorf("%s: live with a hold of %d ms", f.Name, *f.MaxHoldMs)
 			}
-			rep, code := checkJSON(t, url, args...)
-			if diff := cmp.Diff(want, rep, verdicts); diff != "" {
-				t.Errorf("report (-want +got):\n%s", diff)
-			}
-			wantCode := 0
-			if !want.OK {
-				wantCode = 1
-			}
-			if code != wantCode {
-				t.Errorf("exit status %d, want %d", code, wantCode)
-			}
-			for _, f := range rep.Checks[:2] {
-				if f.Verdict == "live" && *f.MaxHoldMs >= liveHold.Milliseconds() {
-					t.Errorf("%s: live with a hold of %d ms", f.Name, *f.MaxHoldMs)
-				}
-			}
-			if tt.check != nil {
-				tt.check(t, rep)
-			}
-		})
-	}
+		}
+		if tt.check != nil {
+			tt.check(t, rep)
+		}
+	})
 }
 
 // TestCheckRefuses: exit status 2 and one clear line for a URL that is not
@@ -259,6 +253,7 @@ func TestCheckRefuses(t *testing.T) {
 // TestCheckUnderPrefix: the check finds the routes under a prefix, as a
 // proxy or an embedding server mounts them.
 func TestCheckUnderPrefix(t *testing.T) {
+	t.Parallel()
 	mux := http.NewServeMux()
 	mux.Handle("/sse/", http.StripPrefix("/sse", handler.New()))
 	srv := httptest.NewServer(mux)

@@ -84,6 +84,7 @@ func streamHead(w http.ResponseWriter) {
 // 2 and one line that names the request and what went wrong, never a
 // verdict.
 func TestHostileServers(t *testing.T) {
+	t.Parallel()
 	const padded = "/stream/fast?size=1024&count=40"
 	const tail = "/events?interval=250ms&count=12&size=1024&heartbeat=0"
 	tests := []struct {
@@ -203,6 +204,7 @@ func TestHostileServers(t *testing.T) {
 // where the check went and from where. A redirect within the origin is
 // followed.
 func TestRedirects(t *testing.T) {
+	t.Parallel()
 	there := upstream(t)
 	away := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, there+r.URL.RequestURI(), http.StatusTemporaryRedirect)

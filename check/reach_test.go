@@ -22,6 +22,7 @@ import (
 // with the error and the flag that fixes it; with -cacert (the CA's PEM) or
 // -insecure the check runs, over HTTP/2 as browsers get it.
 func TestPrivateCA(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewUnstartedServer(handler.New())
 	srv.EnableHTTP2 = true
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
@@ -87,6 +88,7 @@ func holdingProxy(t *testing.T) string {
 // targets too (which HTTP_PROXY never covers), and the report names it. A
 // proxy that holds each response whole gets an endless stream nothing.
 func TestForwardProxy(t *testing.T) {
+	t.Parallel()
 	up := upstream(t)
 	proxy := holdingProxy(t)
 	rep, code := checkJSON(t, up, "-proxy", proxy)

@@ -23,8 +23,8 @@ import (
 // the last the finish reason), one every interval, then "data: [DONE]". It
 // sends no X-Accel-Buffering, as the popular servers do not. max_tokens
 // sets how many tokens (default 16, at most 200). Anything else answers
-// 400 with the API's error shape.
-func openAIServer(t *testing.T, interval time.Duration) string {
+// 400 with the API's error shape. Each record it sends is noted in log.
+func openAIServer(t *testing.T, interval time.Duration, log *sendLog) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fail := func(status int, msg string) {
@@ -53,7 +53,10 @@ func openAIServer(t *testing.T, interval time.Duration) string {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
+		record := 0
 		chunk := func(delta, finish string) {
+			log.add(r, record)
+			record++
 			fmt.Fprintf(w, `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":946684800,"model":%q,`+
 				`"choices":[{"index":0,"delta":%s,"logprobs":null,"finish_reason":%s}]}`+"\n\n", req.Model, delta, finish)
 			http.NewResponseController(w).Flush() //nolint:errcheck // a gone client ends the loop below
@@ -70,6 +73,7 @@ func openAIServer(t *testing.T, interval time.Duration) string {
 			chunk(fmt.Sprintf(`{"content":" token%d"}`, i), "null")
 		}
 		chunk(`{}`, `"stop"`)
+		log.add(r, record)
 		fmt.Fprint(w, "data: [DONE]\n\n")
 	}))
 	t.Cleanup(srv.Close)
@@ -89,11 +93,18 @@ var mcpInstall = sync.OnceValue(func() error {
 	return nil
 })
 
+// An mcpProcess is a running testdata/mcp/server.mjs.
+type mcpProcess struct {
+	url  string
+	sent sendLog // the notifications it sent
+}
+
 // mcpServer runs testdata/mcp/server.mjs, an MCP server on the official
 // TypeScript SDK (@modelcontextprotocol/sdk, pinned in its lockfile), and
-// returns its endpoint's URL. Its tool "count" answers a tools/call with an
-// SSE stream of progress notifications, then the result.
-func mcpServer(t *testing.T) string {
+// returns it. Its tool "count" answers a tools/call with an SSE stream of
+// progress notifications, then the result; the notifications it sent, to
+// whom and when, are in its sent log.
+func mcpServer(t *testing.T) *mcpProcess {
 	t.Helper()
 	if err := mcpInstall(); err != nil {
 		t.Fatal(err)
@@ -112,30 +123,38 @@ func mcpServer(t *testing.T) string {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
+	p := &mcpProcess{}
 	port := make(chan string, 1)
 	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		port <- strings.TrimPrefix(strings.TrimSpace(line), "listening ")
-		io.Copy(io.Discard, stdout)
+		lines := bufio.NewScanner(stdout)
+		if lines.Scan() {
+			port <- strings.TrimPrefix(lines.Text(), "listening ")
+		}
+		close(port)
+		for lines.Scan() {
+			var n send
+			if json.Unmarshal(lines.Bytes(), &n) == nil {
+				p.sent.addSend(n)
+			}
+		}
 	}()
 	select {
-	case p := <-port:
-		if p == "" {
+	case n := <-port:
+		if n == "" {
 			t.Fatalf("node server.mjs did not say where it listens: %s", stderr.String())
 		}
-		// One call first, so that the tests' calls do not wait for
-		// Node.js to compile the SDK's code paths.
-		u := "http://127.0.0.1:" + p + "/mcp"
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := stamp(ctx, u, "application/json", mcpCall(2, time.Millisecond), true); err != nil {
-			t.Fatalf("the first call of the MCP server: %v (%s)", err, stderr.String())
-		}
-		return u
+		p.url = "http://127.0.0.1:" + n + "/mcp"
 	case <-time.After(30 * time.Second):
 		t.Fatalf("node server.mjs did not listen within 30s: %s", stderr.String())
 	}
-	return ""
+	// One call first, so that the tests' calls do not wait for Node.js to
+	// compile the SDK's code paths.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := stamp(ctx, p.url, "application/json", mcpCall(2, time.Millisecond), true); err != nil {
+		t.Fatalf("the first call of the MCP server: %v (%s)", err, stderr.String())
+	}
+	return p
 }
 
 // mcpCall is the body of a tools/call of "count" that asks for progress.
@@ -185,10 +204,18 @@ func textServer(t *testing.T, n int, interval time.Duration) string {
 	return srv.URL
 }
 
+// A stamped record is one record as a ground-truth client got it: when
+// it arrived, and its data (the SSE event's data lines, or the line).
+type stamped struct {
+	at   time.Time
+	data string
+}
+
 // stamp is the ground truth of one read: when each record arrived, by a
 // client that does nothing but read lines and note the time, as `curl -N
 // | ts` does. Records are SSE events (a blank line after data), or lines.
-func stamp(ctx context.Context, url, contentType, body string, sseEvents bool) ([]time.Time, error) {
+// Its requests say X-Ground-Truth: 1, so that servers can tell them apart.
+func stamp(ctx context.Context, url, contentType, body string, sseEvents bool) ([]stamped, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -196,6 +223,7 @@ func stamp(ctx context.Context, url, contentType, body string, sseEvents bool) (
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set("Accept-Encoding", "identity")
+	req.Header.Set("X-Ground-Truth", "1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
@@ -204,9 +232,11 @@ func stamp(ctx context.Context, url, contentType, body string, sseEvents bool) (
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s answered %s", url, resp.Status)
 	}
-	var stamps []time.Time
+	var (
+		stamps []stamped
+		data   []string
+	)
 	br := bufio.NewReader(resp.Body)
-	data := false
 	for {
 		line, err := br.ReadString('\n')
 		now := time.Now()
@@ -219,12 +249,12 @@ func stamp(ctx context.Context, url, contentType, body string, sseEvents bool) (
 		line = strings.TrimRight(line, "\r\n")
 		switch {
 		case !sseEvents && line != "":
-			stamps = append(stamps, now)
-		case sseEvents && line == "" && data:
-			stamps = append(stamps, now)
-			data = false
-		case sseEvents && strings.HasPrefix(line, "data"):
-			data = true
+			stamps = append(stamps, stamped{at: now, data: line})
+		case sseEvents && line == "" && data != nil:
+			stamps = append(stamps, stamped{at: now, data: strings.Join(data, "\n")})
+			data = nil
+		case sseEvents && strings.HasPrefix(line, "data:"):
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
 		}
 	}
 }

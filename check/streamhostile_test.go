@@ -39,13 +39,14 @@ func gzipBomb() []byte {
 // matched with the read's Accept-Encoding optional.
 func TestHostileStreams(t *testing.T) {
 	bomb := gzipBomb()
-	tests := []struct {
+	type hostile struct {
 		name string
 		url  func(t *testing.T) string
 		code int
 		want string // a regular expression of stderr, with URL for the server's URL
 		out  string // one of stdout, for a verdict
-	}{
+	}
+	tests := []hostile{
 		{"a server that never answers", func(t *testing.T) string {
 			return rawServer(t, func(c net.Conn) { bufio.NewReader(c).ReadString(0) })
 		}, 2, `check: GET URL( \(Accept-Encoding: identity\))?: stalled: no response head within 6s\n`, ``},
@@ -130,6 +131,25 @@ func TestHostileStreams(t *testing.T) {
 				}
 			})
 		}, 0, ``, `(?m)^ok  delivery +live +sse: \d+ events, each readable on its own[^\n]*\n(.*\n)*ok  end +open +still open after 6s, when the check stopped reading\n`},
+		{"a stream closed mid-event", func(t *testing.T) string {
+			return serve(t, func(w http.ResponseWriter, r *http.Request) {
+				c, buf, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
+					"10\r\ndata: whole\n\ndat\r\n")
+				buf.Flush()
+				c.Close() // as a proxy's timeout closes it: no last chunk
+			})
+		}, 1, ``, `(?m)^ok  +delivery +live +sse: 1 event;[^\n]*\n(.*\n)*FAIL  end +cut +the response broke off after [^\n]*\(16 bytes\): unexpected EOF\n +fix: +something on the path ends streams early`},
+		{"a response that ends cleanly mid-event", func(t *testing.T) string {
+			return serve(t, func(w http.ResponseWriter, r *http.Request) {
+				streamHead(w)
+				fmt.Fprint(w, "id: 1\ndata: whole\n\nid: 2\ndata: {\"tru")
+			})
+		}, 1, ``, `(?m)^FAIL  end +cut +the response ended with 17 bytes of an unfinished event after its last whole one: it was cut, though it ended cleanly\n`},
 		{"a head, then nothing", func(t *testing.T) string {
 			return serve(t, func(w http.ResponseWriter, r *http.Request) {
 				streamHead(w)
@@ -137,28 +157,26 @@ func TestHostileStreams(t *testing.T) {
 			})
 		}, 1, ``, `(?m)^FAIL  delivery +broken +no events arrived; head after [^\n]*\n(.*\n)*ok    end +open +still open after 6s`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			url := tt.url(t) + "/"
-			start := time.Now()
-			code, stdout, stderr := checkWith(t, url, "-stream")
-			if elapsed, longest := time.Since(start), testLimits.stream+5*time.Second; elapsed > longest {
-				t.Errorf("the check took %v, want at most %v", elapsed, longest)
-			}
-			if code != tt.code {
-				t.Errorf("exit status %d, want %d; stdout %q, stderr %q", code, tt.code, stdout, stderr)
-			}
-			want := regexp.MustCompile("^" + regexp.MustCompile(`\bURL\b`).ReplaceAllLiteralString(tt.want, regexp.QuoteMeta(url)) + "$")
-			if !want.MatchString(stderr) {
-				t.Errorf("stderr %q, want it to match %s", stderr, want)
-			}
-			if tt.code == 2 && stdout != "" {
-				t.Errorf("stdout %q with exit status 2, want nothing", stdout)
-			}
-			if tt.out != "" && !regexp.MustCompile(tt.out).MatchString(stdout) {
-				t.Errorf("stdout %q, want it to match %s", stdout, tt.out)
-			}
-		})
-	}
+	// All at once: most wait out the stream window.
+	runAtOnce(t, len(tests), tests, func(tt hostile) string { return tt.name }, func(t *testing.T, tt hostile) {
+		url := tt.url(t) + "/"
+		start := time.Now()
+		code, stdout, stderr := checkWith(t, url, "-stream")
+		if elapsed, longest := time.Since(start), testLimits.stream+5*time.Second; elapsed > longest {
+			t.Errorf("the check took %v, want at most %v", elapsed, longest)
+		}
+		if code != tt.code {
+			t.Errorf("exit status %d, want %d; stdout %q, stderr %q", code, tt.code, stdout, stderr)
+		}
+		want := regexp.MustCompile("^" + regexp.MustCompile(`\bURL\b`).ReplaceAllLiteralString(tt.want, regexp.QuoteMeta(url)) + "$")
+		if !want.MatchString(stderr) {
+			t.Errorf("stderr %q, want it to match %s", stderr, want)
+		}
+		if tt.code == 2 && stdout != "" {
+			t.Errorf("stdout %q with exit status 2, want nothing", stdout)
+		}
+		if tt.out != "" && !regexp.MustCompile(tt.out).MatchString(stdout) {
+			t.Errorf("stdout %q, want it to match %s", stdout, tt.out)
+		}
+	})
 }

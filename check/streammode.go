@@ -194,6 +194,10 @@ func (s *streamCheck) fetch(ctx context.Context, req request) (response, error) 
 // burstsCaveat says what the arrival pattern alone cannot tell.
 const burstsCaveat = "; without -compare the check cannot tell a server that sends in bursts from a path that batches: rerun with -compare and the server's own URL"
 
+// textCaveat says what a text stream's arrival pattern cannot show: a path
+// that joins its chunks leaves one chunk where there were many.
+const textCaveat = "; a path that joins a text stream's chunks shows only beside the server's own: rerun with -compare to be sure"
+
 // deliveryFinding judges how the stream's events reached a browser: from
 // their arrival pattern alone or, with a comparison read, by what the path
 // adds to each event beside it.
@@ -230,6 +234,8 @@ func deliveryFinding(reads streamReads, compared bool) Finding {
 			len(m.pairs), len(r.events), m.by, short(percentile(added, 50)), short(percentile(added, 99)), short(percentile(added, 100)))
 	} else if f.Verdict != "live" {
 		f.Detail += burstsCaveat
+	} else if r.format == formatText {
+		f.Detail += textCaveat
 	}
 	f.OK = f.Verdict == "live"
 	if !f.OK {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,25 +57,32 @@ func streamWant(software []string, verdict, format string, events int, end strin
 
 // groundTruth is what a client that only reads and timestamps each record
 // saw of the same stream through the path and directly, read at the same
-// moment as the check's reads: the delay the path added to each record
-// (paired by position), and the verdict those delays give.
+// moment: the delay the path added to each record (paired by position),
+// and the verdict those delays give. Each read's delays are counted from
+// when the server sent each record, as its send log says, so that the
+// server's own timing (two requests set up one after the other, timers
+// that drift apart) is not taken for the path's.
 type groundTruth struct {
 	added   []time.Duration
 	verdict string
 }
 
 // truth reads body posted to path and direct at once, stamping records,
-// and judges the path by the stamps alone.
-func truth(t *testing.T, path, direct, body string, records int) groundTruth {
+// and judges the path by the stamps, counted from the sends that log
+// noted (direct is the server's host, which the path changes or adds
+// X-Forwarded-Host to). Records the server does not log (an MCP call's
+// result) are left out of the delays.
+func truth(t *testing.T, path, direct, body string, records, logged int, log *sendLog) groundTruth {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var (
 		wg      sync.WaitGroup
-		stamps  [2][]time.Time
+		stamps  [2][]stamped
 		errs    [2]error
 		targets = [2]string{path, direct}
 	)
+	start := time.Now()
 	for i, u := range targets {
 		wg.Go(func() { stamps[i], errs[i] = stamp(ctx, u, "application/json", body, true) })
 	}
@@ -84,16 +92,24 @@ func truth(t *testing.T, path, direct, body string, records int) groundTruth {
 			t.Fatalf("ground truth from %s: %d records (want %d), %v", targets[i], len(stamps[i]), records, err)
 		}
 	}
+	host, err := url.Parse(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := log.pairOf(start, host.Host, "identity", "1", logged)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var gt groundTruth
-	for i := range records {
-		gt.added = append(gt.added, stamps[0][i].Sub(stamps[1][i]))
+	for i := range logged {
+		gt.added = append(gt.added, stamps[0][i].at.Sub(sent.path[i])-stamps[1][i].at.Sub(sent.direct[i]))
 	}
 	spread := percentile(gt.added, 99) - max(slices.Min(gt.added), 0)
-	last := stamps[0][records-1]
+	last := stamps[0][records-1].at
 	switch {
 	case spread < liveHold:
 		gt.verdict = "live"
-	case last.Sub(stamps[0][0]) < 50*time.Millisecond:
+	case last.Sub(stamps[0][0].at) < 50*time.Millisecond:
 		gt.verdict = "held"
 	case spread >= bufferedHold:
 		gt.verdict = "buffered"
@@ -103,17 +119,57 @@ func truth(t *testing.T, path, direct, body string, records int) groundTruth {
 	return gt
 }
 
+// A realStream is a real server's stream that stream mode is tested on:
+// its server (one of its own if need be), the request, how many records it
+// sends (and how many of them its send log notes) and how it ends.
+type realStream struct {
+	name, body string
+	warmUp     string // a short request's body, sent through the path first
+	server     func(t *testing.T) streamServer
+	records    int
+	logged     int
+	end        string
+	headers    []string
+}
+
+// A streamServer is a real server a test reads: its URL, and what it sent
+// to whom and when.
+type streamServer struct {
+	url string
+	log *sendLog
+}
+
+// A realPath is a path stream mode is tested through, and the delivery
+// verdict each stream must get there, by the stream's name.
+type realPath struct {
+	name     string
+	url      func(t *testing.T, host string) string
+	software []string
+	want     map[string]string
+}
+
 // TestStreamModeRealServers points stream mode at real streams people
 // send, direct and behind Debian's proxies with their default
 // configurations: an OpenAI-compatible chat completion (written from the
 // public wire format: no X-Accel-Buffering, so nginx buffers it) and an MCP
 // server on the official TypeScript SDK (which sends X-Accel-Buffering: no,
-// so nginx relays it live). Each case reads the stream three ways at the
-// same moment: a ground-truth client that timestamps each record through
-// the path and directly, stream mode alone, and stream mode with -compare.
-// The ground truth's verdict, stream mode's verdicts with and without
-// -compare, and the expected verdict must all agree, and -compare's median
-// added delay must be the ground truth's within 20ms.
+// so nginx relays it live). Each case reads the stream three ways: a
+// ground-truth client that timestamps each record through the path and
+// directly at the same moment, and stream mode alone, both at once; then
+// stream mode with -compare. The ground truth's verdict, stream mode's
+// verdicts with and without -compare, and the expected verdict must all
+// agree, and -compare's median added delay must be the ground truth's
+// within 20ms.
+//
+// Two requests to a server start their streams as far apart as the server
+// takes to set each up, and their timers drift apart after, and -compare
+// counts that too, as any two clients would see it: Node.js sets up one
+// MCP request at a time, tens of milliseconds apart on a loaded box. So
+// each case has a server of its own, -compare's reads overlap no other,
+// and each server logs when it sent each record to which read (sendLog):
+// the ground truth's delays are counted from those sends, and -compare's
+// median must be the ground truth's plus how much later, at the median,
+// the server sent the path's read its records.
 func TestStreamModeRealServers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs proxies and Node.js")
@@ -122,26 +178,24 @@ func TestStreamModeRealServers(t *testing.T) {
 		tokens, tokenEvery = 40, 80 * time.Millisecond  // 43 records: the role, 40 tokens, the finish, [DONE]
 		steps, stepEvery   = 20, 100 * time.Millisecond // 21 records: 20 progress notifications, the result
 	)
-	openAI := openAIServer(t, tokenEvery) + "/v1/chat/completions"
-	mcp := mcpServer(t)
-	streams := []struct {
-		name, url, body string
-		records         int
-		end             string
-		headers         []string
-	}{
-		{"OpenAI chat completion", openAI, chatRequest(tokens), tokens + 3, "done", []string{"-H", "Content-Type: application/json"}},
-		{"MCP tools/call", mcp, mcpCall(steps, stepEvery), steps + 1, "ended",
-			[]string{"-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream"}},
+	streams := []realStream{
+		{"OpenAI chat completion", chatRequest(tokens), chatRequest(1), func(t *testing.T) streamServer {
+			log := &sendLog{}
+			return streamServer{url: openAIServer(t, tokenEvery, log) + "/v1/chat/completions", log: log}
+		},
+			tokens + 3, tokens + 3, "done", []string{"-H", "Content-Type: application/json"}},
+		{"MCP tools/call", mcpCall(steps, stepEvery), mcpCall(1, time.Millisecond), func(t *testing.T) streamServer {
+			p := mcpServer(t)
+			return streamServer{url: p.url, log: &p.sent}
+		}, steps + 1, steps, "ended", []string{"-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream"}},
 	}
 	nginx, apache := []string{"nginx"}, []string{"Apache httpd"}
-	paths := []struct {
-		name     string
-		url      func(t *testing.T, host string) string
-		software []string
-		want     map[string]string // the delivery verdict, by stream
-	}{
-		{"direct", func(_ *testing.T, host string) string { return "http://" + host }, nil,
+	paths := []realPath{
+		// Direct, but named so that its requests' Host differs from the
+		// comparison's, and the server's log tells the two reads apart.
+		{"direct", func(_ *testing.T, host string) string {
+			return "http://localhost:" + host[strings.LastIndex(host, ":")+1:]
+		}, nil,
 			map[string]string{"OpenAI chat completion": "live", "MCP tools/call": "live"}},
 		{"nginx, default", func(t *testing.T, host string) string {
 			return proxytest.Nginx(t, host, `location / { proxy_pass http://tickstream; }`)
@@ -154,55 +208,78 @@ func TestStreamModeRealServers(t *testing.T) {
 		{"Apache, default", func(t *testing.T, host string) string { return proxytest.Apache(t, host, "") }, apache,
 			map[string]string{"OpenAI chat completion": "live", "MCP tools/call": "live"}},
 	}
+	type streamPath struct {
+		s realStream
+		p realPath
+	}
+	var cases []streamPath
 	for _, s := range streams {
-		up, err := url.Parse(s.url)
+		for _, p := range paths {
+			cases = append(cases, streamPath{s, p})
+		}
+	}
+	runAtOnce(t, 5, cases, func(c streamPath) string { return c.s.name + " via " + c.p.name }, func(t *testing.T, c streamPath) {
+		s, p := c.s, c.p
+		srv := s.server(t)
+		direct := srv.url
+		up, err := url.Parse(direct)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range paths {
-			t.Run(s.name+" via "+p.name, func(t *testing.T) {
-				t.Parallel()
-				through := p.url(t, up.Host) + up.Path
-				args := append(slices.Clone(s.headers), "-d", s.body)
-				var (
-					wg            sync.WaitGroup
-					alone, withCT Report
-					codeA, codeC  int
-					gt            groundTruth
-				)
-				wg.Go(func() { alone, codeA = streamJSON(t, append(slices.Clone(args), through)...) })
-				wg.Go(func() { withCT, codeC = streamJSON(t, append(slices.Clone(args), "-compare", s.url, through)...) })
-				wg.Go(func() { gt = truth(t, through, s.url, s.body, s.records) })
-				wg.Wait()
-				want := p.want[s.name]
-				if gt.verdict != want {
-					t.Fatalf("the ground truth says %s (added %v), the test expects %s", gt.verdict, gt.added, want)
-				}
-				wantRep := streamWant(p.software, want, "sse", s.records, s.end)
-				for _, c := range []struct {
-					name string
-					rep  Report
-					code int
-				}{{"alone", alone, codeA}, {"with -compare", withCT, codeC}} {
-					if diff := cmp.Diff(wantRep, c.rep, streamVerdicts); diff != "" {
-						t.Errorf("%s: report (-want +got):\n%s", c.name, diff)
-					}
-					if wantCode := map[bool]int{true: 0, false: 1}[wantRep.OK]; c.code != wantCode {
-						t.Errorf("%s: exit status %d, want %d", c.name, c.code, wantCode)
-					}
-				}
-				d := finding(withCT, "delivery")
-				if d.AddedMsP50 == nil {
-					t.Fatalf("-compare gave no added delay: %+v", d)
-				}
-				gtP50 := float64(percentile(gt.added, 50).Microseconds()) / 1000
-				if diff := *d.AddedMsP50 - gtP50; diff > 20 || diff < -20 {
-					t.Errorf("-compare adds %.1fms at the median, the ground truth %.1fms", *d.AddedMsP50, gtP50)
-				}
-				t.Logf("%s: ground truth %s, p50 %.1fms; -compare p50 %.1fms p99 %.1fms, matched by %s", want, gt.verdict, gtP50, *d.AddedMsP50, *d.AddedMsP99, d.MatchedBy)
-			})
+		through := p.url(t, up.Host) + up.Path
+		args := append(slices.Clone(s.headers), "-d", s.body)
+		// A first request through the path, so that none of the reads
+		// below waits for the proxy to start a worker or a connection.
+		warm, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := stamp(warm, through, "application/json", s.warmUp, true); err != nil {
+			t.Fatalf("the first request through the path: %v", err)
 		}
-	}
+		var (
+			gt           groundTruth
+			alone        Report
+			codeA, codeC int
+			wg           sync.WaitGroup
+		)
+		wg.Go(func() { gt = truth(t, through, direct, s.body, s.records, s.logged, srv.log) })
+		wg.Go(func() { alone, codeA = streamJSON(t, append(slices.Clone(args), through)...) })
+		wg.Wait()
+		compareStart := time.Now()
+		withCT, codeC := streamJSON(t, append(slices.Clone(args), "-compare", direct, through)...)
+		sent, err := srv.log.pairOf(compareStart, up.Host, browserEncodings, "", s.logged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		skew := sent.skew() // how much later the server sent the path's read its records
+		want := p.want[s.name]
+		if gt.verdict != want {
+			t.Fatalf("the ground truth says %s (added %v), the test expects %s", gt.verdict, gt.added, want)
+		}
+		wantRep := streamWant(p.software, want, "sse", s.records, s.end)
+		for _, c := range []struct {
+			name string
+			rep  Report
+			code int
+		}{{"alone", alone, codeA}, {"with -compare", withCT, codeC}} {
+			if diff := cmp.Diff(wantRep, c.rep, streamVerdicts); diff != "" {
+				t.Errorf("%s: report (-want +got):\n%s", c.name, diff)
+			}
+			if wantCode := map[bool]int{true: 0, false: 1}[wantRep.OK]; c.code != wantCode {
+				t.Errorf("%s: exit status %d, want %d", c.name, c.code, wantCode)
+			}
+		}
+		d := finding(withCT, "delivery")
+		if d.AddedMsP50 == nil {
+			t.Fatalf("-compare gave no added delay: %+v", d)
+		}
+		gtP50 := float64(percentile(gt.added, 50).Microseconds()) / 1000
+		skewMs := float64(skew.Microseconds()) / 1000
+		if diff := *d.AddedMsP50 - skewMs - gtP50; diff > 20 || diff < -20 {
+			t.Errorf("-compare adds %.1fms at the median (%.1fms of it the server's later sends), the ground truth %.1fms", *d.AddedMsP50, skewMs, gtP50)
+		}
+		t.Logf("%s: ground truth %s, p50 %.1fms; -compare p50 %.1fms p99 %.1fms, matched by %s; the server sent the path's read its events %.1fms later",
+			want, gt.verdict, gtP50, *d.AddedMsP50, *d.AddedMsP99, d.MatchedBy, skewMs)
+	})
 }
 
 // TestStreamModeFormats reads the other streams people send, direct and

@@ -139,6 +139,20 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+// waitFor reports whether s holds substr within d: a runtime writes its log
+// lines when it gets to them, which may be after the response that caused
+// them has arrived.
+func (s *syncBuffer) waitFor(substr string, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(s.String(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -264,7 +278,7 @@ func TestPanic(t *testing.T) {
 			if got, want := fmt.Sprintf("%d %s", resp.StatusCode, body), `500 {"error":"internal error"}`; got != want {
 				t.Errorf("GET /test/panic: %s, want %s", got, want)
 			}
-			if !strings.Contains(s.out.String(), "edge: panic serving GET /test/panic: a test's panic") {
+			if !s.out.waitFor("edge: panic serving GET /test/panic: a test's panic", 10*time.Second) {
 				t.Errorf("%s did not log the panic:\n%s", rt, s.out)
 			}
 			health, err := client.Get(s.url + "/health")
