@@ -54,17 +54,27 @@ func analyze(arrivals []arrival) timing {
 		delays[i] = a.at - a.sent.Sub(arrivals[0].sent)
 	}
 	t.maxHold = slices.Max(delays) - slices.Min(delays)
-	prevBytes := 0
-	for i, a := range arrivals {
-		if i == 0 || a.at-arrivals[i-1].at > releaseGap {
-			t.releases = append(t.releases, release{at: a.at})
-		}
-		r := &t.releases[len(t.releases)-1]
-		r.events++
-		r.bytes += a.bytes - prevBytes
-		prevBytes = a.bytes
-	}
+	t.releases = releases(len(arrivals), releaseGap, func(i int) (time.Duration, int) { return arrivals[i].at, arrivals[i].bytes })
 	return t
+}
+
+// releases groups n arrivals, the i-th at at(i) with the body's first
+// bytes(i) bytes, into runs that reached the client together: no gap
+// between two of a run longer than gap.
+func releases(n int, gap time.Duration, arrival func(i int) (at time.Duration, bytes int)) []release {
+	var out []release
+	prevAt, prevBytes := time.Duration(0), 0
+	for i := range n {
+		at, bytes := arrival(i)
+		if i == 0 || at-prevAt > gap {
+			out = append(out, release{at: at})
+		}
+		r := &out[len(out)-1]
+		r.events++
+		r.bytes += bytes - prevBytes
+		prevAt, prevBytes = at, bytes
+	}
+	return out
 }
 
 // verdict names what the path does: live, batched (held for a fraction of
@@ -248,16 +258,7 @@ const together = 2 * markResolution
 // path can tell.
 func arrivalPattern(events []event, headAt, endAt time.Duration, ended bool) pattern {
 	p := pattern{events: len(events)}
-	prevBytes := 0
-	for i, e := range events {
-		if i == 0 || e.at-events[i-1].at > together {
-			p.releases = append(p.releases, release{at: e.at})
-		}
-		r := &p.releases[len(p.releases)-1]
-		r.events++
-		r.bytes += e.end - prevBytes
-		prevBytes = e.end
-	}
+	p.releases = releases(len(events), together, func(i int) (time.Duration, int) { return events[i].at, events[i].end })
 	prev := max(headAt, 0)
 	if len(p.releases) > 0 && p.releases[0].at-prev <= together {
 		prev = 0

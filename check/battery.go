@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/tickstream/tickstream/sse"
@@ -127,13 +126,7 @@ func (c *checker) run(ctx context.Context) (Report, error) {
 	findings = append(findings, endFinding(res.fast.reading))
 	rep := Report{Mode: "tickstream", URL: c.base, Proxy: c.proxy, OK: true, Checks: findings, probes: res.all(), clock: clk}
 	rep.Software = identify(rep.probes)
-	for i := range rep.Checks {
-		f := &rep.Checks[i]
-		if f.problem != "" {
-			f.Fix = fixFor(f.problem, rep.Software, f.Fix)
-		}
-		rep.OK = rep.OK && f.OK
-	}
+	rep.settle()
 	return rep, nil
 }
 
@@ -263,25 +256,16 @@ func (b *batteryResults) all() []probeResult {
 // streams runs the battery's probes at once. The first probe to fail ends
 // the others, and its error is the one returned.
 func (c *checker) streams(ctx context.Context) (batteryResults, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		res   batteryResults
-		once  sync.Once
-		first error
-		wg    sync.WaitGroup
-	)
+	var res batteryResults
+	var reads []func(context.Context) error
 	for _, s := range res.slots() {
-		wg.Go(func() {
-			var err error
-			if *s.result, err = c.stream(ctx, s.probe); err != nil {
-				once.Do(func() { first = err })
-				cancel()
-			}
+		reads = append(reads, func(ctx context.Context) (err error) {
+			*s.result, err = c.stream(ctx, s.probe)
+			return err
 		})
 	}
-	wg.Wait()
-	return res, first
+	err := atOnce(ctx, reads...) // before res is read: the reads fill it
+	return res, err
 }
 
 // stream runs one probe: it reads the response to its end (or, endless,

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -48,6 +49,29 @@ type statusError struct {
 
 func (e *statusError) Error() string {
 	return fmt.Sprintf("answered %d %s %q", e.status, http.StatusText(e.status), e.body)
+}
+
+// atOnce runs reads at the same moment and waits for them all. The first
+// to fail ends the others (it cancels their context), and its error is the
+// one returned.
+func atOnce(ctx context.Context, reads ...func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		once  sync.Once
+		first error
+		wg    sync.WaitGroup
+	)
+	for _, read := range reads {
+		wg.Go(func() {
+			if err := read(ctx); err != nil {
+				once.Do(func() { first = err })
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // fetch sends req with client and reads the response's body until it ends,

@@ -25,6 +25,19 @@ type Report struct {
 	clock   clockEstimate  // and on which clock
 }
 
+// settle gives each failing finding the fix for the software the responses
+// show, and the report its verdict: OK when no finding fails.
+func (rep *Report) settle() {
+	rep.OK = true
+	for i := range rep.Checks {
+		f := &rep.Checks[i]
+		if f.problem != "" {
+			f.Fix = fixFor(f.problem, rep.Software, f.Fix)
+		}
+		rep.OK = rep.OK && f.OK
+	}
+}
+
 // A Finding is the result of one check.
 type Finding struct {
 	Name    string `json:"name"`

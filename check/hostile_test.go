@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"net"
@@ -69,6 +68,40 @@ func rawServer(t *testing.T, serve func(c net.Conn)) string {
 	return "http://" + ln.Addr().String()
 }
 
+// dripServer answers every request with a status line, then a header line
+// every 100ms, forever.
+func dripServer(t *testing.T) string {
+	return rawServer(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		fmt.Fprint(c, "HTTP/1.1 200 OK\r\n")
+		for i := 0; ; i++ {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := fmt.Fprintf(c, "X-Drip-%d: 1\r\n", i); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// chunkedGarbage answers with an event stream's head and a chunked body
+// whose second chunk's size is not a number.
+func chunkedGarbage(t *testing.T) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"6\r\ndata: \r\nzz\r\nnot a chunk\r\n")
+		buf.Flush()
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // flush sends what w holds.
 func flush(w http.ResponseWriter) { http.NewResponseController(w).Flush() } //nolint:errcheck
 
@@ -104,20 +137,7 @@ func TestHostileServers(t *testing.T) {
 		{"a server that never answers", func(t *testing.T) string {
 			return rawServer(t, func(c net.Conn) { bufio.NewReader(c).ReadString(0) })
 		}, "check: GET /health: stalled: no whole answer within 700ms\n", 3 * time.Second},
-		{"a header dripped a line at a time", func(t *testing.T) string {
-			return rawServer(t, func(c net.Conn) {
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				fmt.Fprint(c, "HTTP/1.1 200 OK\r\n")
-				for i := 0; ; i++ {
-					time.Sleep(100 * time.Millisecond)
-					if _, err := fmt.Fprintf(c, "X-Drip-%d: 1\r\n", i); err != nil {
-						return
-					}
-				}
-			})
-		}, "check: GET /health: stalled: no whole answer within 700ms\n", 3 * time.Second},
+		{"a header dripped a line at a time", dripServer, "check: GET /health: stalled: no whole answer within 700ms\n", 3 * time.Second},
 		{"a burst that never ends", func(t *testing.T) string {
 			return fake(t, padded, func(w http.ResponseWriter, r *http.Request) {
 				streamHead(w)
@@ -156,30 +176,14 @@ func TestHostileServers(t *testing.T) {
 			})
 		}, "check: GET " + padded + ": the server sent a line of more than 64 KiB\n", 5 * time.Second},
 		{"a gzip bomb", func(t *testing.T) string {
-			var bomb bytes.Buffer
-			zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
-			zw.Write(bytes.Repeat([]byte("data: x\n"), 64<<20/8))
-			zw.Close()
+			bomb := gzipBomb()
 			return fake(t, tail, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Encoding", "gzip")
 				streamHead(w)
-				w.Write(bomb.Bytes())
+				w.Write(bomb)
 			})
 		}, "check: GET " + tail + ": the server sent a body that decodes to more than 1024 KiB\n", 5 * time.Second},
-		{"chunked garbage", func(t *testing.T) string {
-			return fake(t, padded, func(w http.ResponseWriter, r *http.Request) {
-				c, buf, err := http.NewResponseController(w).Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer c.Close()
-				buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
-					"6\r\ndata: \r\nzz\r\nnot a chunk\r\n")
-				buf.Flush()
-				time.Sleep(100 * time.Millisecond)
-			})
-		}, "check: GET " + padded + `: the response broke off after 6 bytes: invalid byte in chunk length` + "\n", 5 * time.Second},
+		{"chunked garbage", func(t *testing.T) string { return fake(t, padded, chunkedGarbage(t)) }, "check: GET " + padded + `: the response broke off after 6 bytes: invalid byte in chunk length` + "\n", 5 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -141,13 +141,7 @@ func syntheticStreamReport() Report {
 		},
 		streams: []streamSeries{{name: "https://llm.example/v1/chat/completions", response: reads.browser}, {name: "http://origin.example:8000/v1/chat/completions", response: reads.compare}},
 	}
-	for i := range rep.Checks {
-		f := &rep.Checks[i]
-		if f.problem != "" {
-			f.Fix = fixFor(f.problem, rep.Software, f.Fix)
-		}
-		rep.OK = rep.OK && f.OK
-	}
+	rep.settle()
 	return rep
 }
 

@@ -50,20 +50,7 @@ func TestHostileStreams(t *testing.T) {
 		{"a server that never answers", func(t *testing.T) string {
 			return rawServer(t, func(c net.Conn) { bufio.NewReader(c).ReadString(0) })
 		}, 2, `check: GET URL( \(Accept-Encoding: identity\))?: stalled: no response head within 6s\n`, ``},
-		{"a header dripped a line at a time", func(t *testing.T) string {
-			return rawServer(t, func(c net.Conn) {
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				fmt.Fprint(c, "HTTP/1.1 200 OK\r\n")
-				for i := 0; ; i++ {
-					time.Sleep(100 * time.Millisecond)
-					if _, err := fmt.Fprintf(c, "X-Drip-%d: 1\r\n", i); err != nil {
-						return
-					}
-				}
-			})
-		}, 2, `check: GET URL( \(Accept-Encoding: identity\))?: stalled: no response head within 6s\n`, ``},
+		{"a header dripped a line at a time", dripServer, 2, `check: GET URL( \(Accept-Encoding: identity\))?: stalled: no response head within 6s\n`, ``},
 		{"a 404", func(t *testing.T) string { return serve(t, http.NotFound) },
 			2, `check: GET URL( \(Accept-Encoding: identity\))?: answered 404 Not Found "404 page not found\\n": not a stream\n`, ``},
 		{"events at full speed", func(t *testing.T) string {
@@ -107,20 +94,7 @@ func TestHostileStreams(t *testing.T) {
 				w.Write(bomb)
 			})
 		}, 2, `check: GET URL( \(Accept-Encoding: identity\))?: the server sent a body that decodes to more than 1024 KiB\n`, ``},
-		{"chunked garbage", func(t *testing.T) string {
-			return serve(t, func(w http.ResponseWriter, r *http.Request) {
-				c, buf, err := http.NewResponseController(w).Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer c.Close()
-				buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
-					"6\r\ndata: \r\nzz\r\nnot a chunk\r\n")
-				buf.Flush()
-				time.Sleep(100 * time.Millisecond)
-			})
-		}, 2, `check: GET URL( \(Accept-Encoding: identity\))?: the response broke off after 6 bytes: invalid byte in chunk length\n`, ``},
+		{"chunked garbage", func(t *testing.T) string { return serve(t, chunkedGarbage(t)) }, 2, `check: GET URL( \(Accept-Encoding: identity\))?: the response broke off after 6 bytes: invalid byte in chunk length\n`, ``},
 		{"an endless well-formed stream", func(t *testing.T) string {
 			return serve(t, func(w http.ResponseWriter, r *http.Request) {
 				streamHead(w)

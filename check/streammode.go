@@ -8,7 +8,6 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tickstream/tickstream/sse"
@@ -118,13 +117,7 @@ func (s *streamCheck) run(ctx context.Context) (Report, error) {
 		rep.streams = append(rep.streams, streamSeries{name: s.compare, response: reads.compare})
 	}
 	rep.Software = identifyHeaders(b.header)
-	for i := range rep.Checks {
-		f := &rep.Checks[i]
-		if f.problem != "" {
-			f.Fix = fixFor(f.problem, rep.Software, f.Fix)
-		}
-		rep.OK = rep.OK && f.OK
-	}
+	rep.settle()
 	return rep, nil
 }
 
@@ -132,34 +125,23 @@ func (s *streamCheck) run(ctx context.Context) (Report, error) {
 // first to fail ends the others; its error, naming the request, is the one
 // returned.
 func (s *streamCheck) read(ctx context.Context) (streamReads, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		reads streamReads
-		once  sync.Once
-		first error
-		wg    sync.WaitGroup
-	)
-	one := func(dst *response, url, encoding string) {
-		wg.Go(func() {
+	var reads streamReads
+	one := func(dst *response, url, encoding string) func(context.Context) error {
+		return func(ctx context.Context) (err error) {
 			req := s.req
 			req.url = url
 			req.header = req.header.Clone()
 			req.header.Set("Accept-Encoding", encoding)
-			var err error
-			if *dst, err = s.fetch(ctx, req); err != nil {
-				once.Do(func() { first = err })
-				cancel()
-			}
-		})
+			*dst, err = s.fetch(ctx, req)
+			return err
+		}
 	}
-	one(&reads.browser, s.url, browserEncodings)
-	one(&reads.plain, s.url, "identity")
+	all := []func(context.Context) error{one(&reads.browser, s.url, browserEncodings), one(&reads.plain, s.url, "identity")}
 	if s.compare != "" {
-		one(&reads.compare, s.compare, browserEncodings)
+		all = append(all, one(&reads.compare, s.compare, browserEncodings))
 	}
-	wg.Wait()
-	return reads, first
+	err := atOnce(ctx, all...) // before reads is read: the reads fill it
+	return reads, err
 }
 
 // fetch reads one response for at most the stream limit: a stream that
