@@ -55,7 +55,7 @@ test-wasip1: $(BIN)/wazero
 # while a worker is busy on a loaded machine (go.dev/issue/75804, fixed in
 # Go 1.27); a count has no deadline to race.
 FUZZTIME ?= 10000x
-FUZZ_TARGETS := ./sse:FuzzAppendEvent ./handler:FuzzParams ./handler:FuzzParseLastEventID ./handler:FuzzEventsRequest
+FUZZ_TARGETS := ./sse:FuzzAppendEvent ./sse:FuzzParser ./handler:FuzzParams ./handler:FuzzParseLastEventID ./handler:FuzzEventsRequest
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "go test -run '^$$' -fuzz '^$${t#*:}$$' -fuzztime $(FUZZTIME) $${t%%:*}"; \

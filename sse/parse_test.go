@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tickstream/tickstream/sse"
@@ -117,4 +118,41 @@ func TestParserReadsWhatAppendEventWrites(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("blocks (-want +got):\n%s", diff)
 	}
+}
+
+// FuzzParser reads any bytes, as a check reads what a hostile server
+// sends: it never panics, each block's offset is past the one before and
+// within the stream, every value it returns is valid UTF-8, and a block is
+// whole at its offset: the stream cut there reads back as the same blocks.
+func FuzzParser(f *testing.F) {
+	f.Add([]byte("id: 1\nevent: tick\ndata: {}\n\n"), 0)
+	f.Add([]byte("\uFEFFdata: a\r\ndata: b\r\r: c\n\nretry: 10\nid: \x00\n\n"), 0)
+	f.Add([]byte("data: [DONE]\n\ndata: unfinished"), 8)
+	f.Add([]byte("data:\xff\xfe\r\n\r\n"), 3)
+	f.Fuzz(func(t *testing.T, stream []byte, maxLine int) {
+		p := sse.NewParser(stream)
+		p.MaxLine = maxLine % 64
+		got, err := blocks(p)
+		if err != nil && !errors.Is(err, sse.ErrLineTooLong) {
+			t.Fatalf("error %v", err)
+		}
+		prev := 0
+		for i, b := range got {
+			if b.End <= prev || b.End > len(stream) {
+				t.Fatalf("block %d ends at %d, after %d, in %d bytes", i, b.End, prev, len(stream))
+			}
+			prev = b.End
+			for _, v := range []string{b.Event.Comment, b.Event.ID, b.Event.Type, b.Event.Data} {
+				if !utf8.ValidString(v) {
+					t.Fatalf("block %d: %q is not valid UTF-8", i, v)
+				}
+			}
+			cut := sse.NewParser(stream[:b.End])
+			cut.MaxLine = p.MaxLine
+			again, _ := blocks(cut)
+			if diff := cmp.Diff(got[:i+1], again); diff != "" {
+				t.Fatalf("the stream cut after block %d reads back otherwise (-whole +cut):\n%s", i, diff)
+			}
+		}
+	})
 }
