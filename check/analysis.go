@@ -248,14 +248,14 @@ const minRun = 3
 const together = 2 * markResolution
 
 // arrivalPattern reads the arrivals of a stream's events (their times and
-// byte ends, from the request) as a path would shape them: a run of events
-// readable in one read after a silence is what a buffer lets go, and the
-// silence before it how long the buffer held the run's first event. The
-// first release waits from the response's head (headAt), or from the
-// request if the head came with it (a path that held the head too); endAt
-// and ended say when and how the response ended. A server that writes several events
-// at once after a pause looks the same: only a comparison with the direct
-// path can tell.
+// byte ends, from the request) as a path would shape them: a run of minRun
+// or more events readable in one read after a silence is what a buffer
+// lets go, and the silence before it how long the buffer held the run's
+// first event. The first release waits from the response's head (headAt),
+// or from the request if the head came with it (a path that held the head
+// too); endAt and ended say when and how the response ended. A server that
+// writes several events at once after a pause looks the same: only a
+// comparison with the direct path can tell.
 func arrivalPattern(events []event, headAt, endAt time.Duration, ended bool) pattern {
 	p := pattern{events: len(events)}
 	p.releases = releases(len(events), together, func(i int) (time.Duration, int) { return events[i].at, events[i].end })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/textproto"
 	"os"
@@ -78,17 +79,14 @@ func readBounded(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b := make([]byte, maxRequestBody+1)
-	n, err := f.Read(b)
-	for err == nil && n < len(b) {
-		var m int
-		m, err = f.Read(b[n:])
-		n += m
+	b, err := io.ReadAll(io.LimitReader(f, maxRequestBody+1))
+	if err != nil {
+		return nil, err
 	}
-	if n > maxRequestBody {
+	if len(b) > maxRequestBody {
 		return nil, fmt.Errorf("larger than %d KiB", maxRequestBody>>10)
 	}
-	return b[:n], nil
+	return b, nil
 }
 
 // The reads of stream mode: a browser's, the same without compression, and,
