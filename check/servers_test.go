@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -256,5 +257,73 @@ func stamp(ctx context.Context, url, contentType, body string, sseEvents bool) (
 		case sseEvents && strings.HasPrefix(line, "data:"):
 			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
 		}
+	}
+}
+
+// A readAt is how many bytes of a body had arrived by when, at one read.
+type readAt struct {
+	n  int
+	at time.Time
+}
+
+// readTimes is the ground truth of a read of any format: it GETs url, as
+// `curl -N` does, and notes after each read of the body how many bytes had
+// arrived.
+func readTimes(ctx context.Context, url string) ([]readAt, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var reads []readAt
+	buf := make([]byte, 32<<10)
+	n := 0
+	for {
+		k, err := resp.Body.Read(buf)
+		if k > 0 {
+			n += k
+			reads = append(reads, readAt{n: n, at: time.Now()})
+		}
+		if err == io.EOF {
+			return reads, nil
+		}
+		if err != nil {
+			return reads, err
+		}
+	}
+}
+
+// byteVerdict judges a path by two ground-truth reads at the same moment,
+// through it and direct: each direct read's bytes, how much later the path
+// had as many; the verdict as stream mode's -compare gives it.
+func byteVerdict(path, direct []readAt) string {
+	var added []time.Duration
+	j := 0
+	for _, d := range direct {
+		for j < len(path) && path[j].n < d.n {
+			j++
+		}
+		if j == len(path) {
+			break
+		}
+		added = append(added, path[j].at.Sub(d.at))
+	}
+	if len(added) == 0 {
+		return "unmatched"
+	}
+	switch spread := percentile(added, 99) - max(slices.Min(added), 0); {
+	case spread < liveHold:
+		return "live"
+	case len(path) == 1 || path[len(path)-1].at.Sub(path[0].at) < together:
+		return "held"
+	case spread >= bufferedHold:
+		return "buffered"
+	default:
+		return "batched"
 	}
 }

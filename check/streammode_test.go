@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"slices"
 	"strings"
@@ -287,7 +288,10 @@ func TestStreamModeRealServers(t *testing.T) {
 // any response without X-Accel-Buffering: NDJSON (Ollama's) is judged by
 // its lines, paired by content, and ends with its done record; a text
 // stream (the Vercel AI SDK's text protocol) by its chunks, paired by
-// bytes. Each is read with -compare against the server directly.
+// bytes. Each is read with -compare against the server directly, while a
+// ground-truth client notes when each read's bytes arrived through the
+// path and directly; its verdict, the expected one and stream mode's must
+// agree.
 func TestStreamModeFormats(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs nginx")
@@ -313,7 +317,25 @@ func TestStreamModeFormats(t *testing.T) {
 		} {
 			t.Run(s.name+" via "+p.name, func(t *testing.T) {
 				t.Parallel()
-				rep, code := streamJSON(t, "-X", "GET", "-H", "Accept: */*", "-compare", s.url, p.url+"/")
+				var (
+					rep    Report
+					code   int
+					truths [2][]readAt
+					errs   [2]error
+					wg     sync.WaitGroup
+				)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				wg.Go(func() { rep, code = streamJSON(t, "-X", "GET", "-H", "Accept: */*", "-compare", s.url, p.url+"/") })
+				wg.Go(func() { truths[0], errs[0] = readTimes(ctx, p.url+"/") })
+				wg.Go(func() { truths[1], errs[1] = readTimes(ctx, s.url) })
+				wg.Wait()
+				if err := errors.Join(errs[0], errs[1]); err != nil {
+					t.Fatalf("ground truth: %v", err)
+				}
+				if gt := byteVerdict(truths[0], truths[1]); gt != p.verdict {
+					t.Fatalf("the ground truth says %s, the test expects %s", gt, p.verdict)
+				}
 				want := streamWant(p.software, p.verdict, s.format, s.records, s.end)
 				want.Method = "GET"
 				if s.format == "text" && p.verdict != "live" {
