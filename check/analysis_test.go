@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -98,28 +100,77 @@ func TestVerdicts(t *testing.T) {
 // not cut within the limit.
 func TestIdleVerdicts(t *testing.T) {
 	limit := 2 * time.Minute
+	notRead := reading{}
+	busyCut := func(at time.Duration) reading { return reading{endAt: at, ended: true} }
+	tests := []struct {
+		name      string
+		in        reading
+		busy      reading       // the busy stream read beside it
+		busyLimit time.Duration // for how long; 0: not read (no -duration)
+		want      Finding
+	}{
+		{"cut at 50s", reading{endAt: 50*time.Second + 3*ms, ended: true}, notRead, 0, Finding{
+			Name: "idle", Verdict: "cut", OK: true, CutAfterMs: 50003,
+			Detail: "the path cut a silent stream after 50s",
+			Fix:    "send heartbeats more often than every 50s (tickstream: -heartbeat, default 15s)", problem: problemIdle,
+		}},
+		{"cut at 10s", reading{endAt: 10 * time.Second}, notRead, 0, Finding{
+			Name: "idle", Verdict: "cut", OK: false, CutAfterMs: 10000,
+			Detail: "the path cut a silent stream after 10s",
+			Fix:    "send heartbeats more often than every 10s (tickstream: -heartbeat, default 15s)", problem: problemIdle,
+		}},
+		{"kept", reading{endAt: limit}, notRead, 0, Finding{
+			Name: "idle", Verdict: "kept", OK: true, Detail: "a stream silent for 2m0s was not cut",
+		}},
+		{"cut with the busy stream: the cap", reading{endAt: 20*time.Second + 400*ms}, busyCut(20*time.Second + 900*ms), limit, Finding{
+			Name: "idle", Verdict: "capped", OK: true, CutAfterMs: 20400,
+			Detail: "the path cut a silent stream after 20.4s, and a busy one after 20.9s: a cap on a response's whole time (see cap), not an idle timeout, so heartbeats would not help",
+		}},
+		{"cut long before the busy stream: idleness", reading{endAt: 50 * time.Second}, busyCut(100 * time.Second), limit, Finding{
+			Name: "idle", Verdict: "cut", OK: true, CutAfterMs: 50000,
+			Detail: "the path cut a silent stream after 50s",
+			Fix:    "send heartbeats more often than every 50s (tickstream: -heartbeat, default 15s)", problem: problemIdle,
+		}},
+		{"cut while the busy stream was kept", reading{endAt: 60 * time.Second}, reading{endAt: limit, err: context.DeadlineExceeded}, limit, Finding{
+			Name: "idle", Verdict: "cut", OK: true, CutAfterMs: 60000,
+			Detail: "the path cut a silent stream after 1m0s",
+			Fix:    "send heartbeats more often than every 1m0s (tickstream: -heartbeat, default 15s)", problem: problemIdle,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, idleFinding(tt.in, limit, tt.busy, tt.busyLimit), cmp.AllowUnexported(Finding{})); diff != "" {
+				t.Errorf("finding (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCapVerdicts: a busy stream (an event a second) held for -duration:
+// not cut, cut cleanly (an endless stream has no end), cut mid-body.
+func TestCapVerdicts(t *testing.T) {
+	limit := time.Minute
+	twenty := make([]event, 20)
 	tests := []struct {
 		name string
 		in   reading
 		want Finding
 	}{
-		{"cut at 50s", reading{endAt: 50*time.Second + 3*ms, ended: true}, Finding{
-			Name: "idle", Verdict: "cut", OK: true, CutAfterMs: 50003,
-			Detail: "the path cut a silent stream after 50s",
-			Fix:    "send heartbeats more often than every 50s (tickstream: -heartbeat, default 15s)", problem: problemIdle,
+		{"not cut", reading{endAt: limit, err: context.DeadlineExceeded, events: twenty}, Finding{
+			Name: "cap", Verdict: "none", OK: true, Detail: "a stream of an event a second was not cut in 1m0s",
 		}},
-		{"cut at 10s", reading{endAt: 10 * time.Second}, Finding{
-			Name: "idle", Verdict: "cut", OK: false, CutAfterMs: 10000,
-			Detail: "the path cut a silent stream after 10s",
-			Fix:    "send heartbeats more often than every 10s (tickstream: -heartbeat, default 15s)", problem: problemIdle,
+		{"ended cleanly at 20s", reading{endAt: 20*time.Second + 30*ms, ended: true, events: twenty}, Finding{
+			Name: "cap", Verdict: "cut", CutAfterMs: 20030, Fix: fixCap, problem: problemCap,
+			Detail: "the path cut a stream of an event a second after 20s (20 events): a cap on a response's whole time, which traffic does not prevent",
 		}},
-		{"kept", reading{endAt: limit}, Finding{
-			Name: "idle", Verdict: "kept", OK: true, Detail: "a stream silent for 2m0s was not cut",
+		{"broken off at 15s", reading{endAt: 15 * time.Second, err: io.ErrUnexpectedEOF, events: twenty[:15]}, Finding{
+			Name: "cap", Verdict: "cut", CutAfterMs: 15000, Fix: fixCap, problem: problemCap,
+			Detail: "the path cut a stream of an event a second after 15s (15 events): a cap on a response's whole time, which traffic does not prevent",
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, idleFinding(tt.in, limit), cmp.AllowUnexported(Finding{})); diff != "" {
+			if diff := cmp.Diff(tt.want, capFinding(tt.in, limit), cmp.AllowUnexported(Finding{})); diff != "" {
 				t.Errorf("finding (-want +got):\n%s", diff)
 			}
 		})

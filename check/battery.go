@@ -67,15 +67,18 @@ var (
 		ask:  http.Header{"Accept-Encoding": {browserEncodings}, "Content-Type": {"application/json"}},
 		body: `{"count":40}`, takes: 2 * time.Second}
 	idleTarget = "/events?interval=1h&heartbeat=0"
+	// An event a second, no heartbeats: a stream that is never idle, for -duration.
+	busyTarget = "/events?interval=1s&heartbeat=0"
 )
 
 // A checker runs the battery against one tickstream base URL.
 type checker struct {
-	base   string // without a trailing slash
-	client *http.Client
-	proxy  string        // the forward proxy the client uses, or "direct"
-	idle   time.Duration // how long to wait for the path to cut a silent stream; 0: skip
-	limits limits
+	base     string // without a trailing slash
+	client   *http.Client
+	proxy    string        // the forward proxy the client uses, or "direct"
+	idle     time.Duration // how long to wait for the path to cut a silent stream; 0: skip
+	duration time.Duration // how long to hold a busy stream, to find a cap; 0: skip
+	limits   limits
 }
 
 // A probeResult is one probe as the client got it.
@@ -88,7 +91,7 @@ type probeResult struct {
 // the request's, when the URL is not a reachable tickstream, and one naming
 // the probe when a probe stalls or its answer goes past a limit.
 func (c *checker) run(ctx context.Context) (Report, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.limits.run+c.idle)
+	ctx, cancel := context.WithTimeout(ctx, c.limits.run+max(c.idle, c.duration))
 	defer cancel()
 	if err := c.health(ctx); err != nil {
 		return Report{}, err
@@ -116,12 +119,15 @@ func (c *checker) run(ctx context.Context) (Report, error) {
 		tickstreamHeaders(res.fast.header, res.fast.proto),
 		protocolFinding(res.fast.proto, res.fast.tls),
 	}
+	long, err := c.longStreams(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	if c.duration > 0 {
+		findings = append(findings, capFinding(long.busy, c.duration))
+	}
 	if c.idle > 0 {
-		idle, err := c.silent(ctx)
-		if err != nil {
-			return Report{}, err
-		}
-		findings = append(findings, idleFinding(idle, c.idle))
+		findings = append(findings, idleFinding(long.silent, c.idle, long.busy, c.duration))
 	}
 	findings = append(findings, endFinding(res.fast.reading))
 	rep := Report{Mode: "tickstream", URL: c.base, Proxy: c.proxy, OK: true, Checks: findings, probes: res.all(), clock: clk}
@@ -303,6 +309,46 @@ func (c *checker) stream(ctx context.Context, p probe) (probeResult, error) {
 		return r, describe(p.String(), err, min(limit, c.limits.header))
 	}
 	return r, fmt.Errorf("%s: %w", p, err)
+}
+
+// longStreams are the streams read for as long as -idle and -duration say.
+type longStreams struct {
+	silent, busy reading
+}
+
+// longStreams reads, at the same moment, the silent stream (with -idle)
+// and the busy one (with -duration), so that a cut of both at once shows
+// as what it is: a cap on a response's whole time.
+func (c *checker) longStreams(ctx context.Context) (longStreams, error) {
+	var long longStreams
+	var reads []func(context.Context) error
+	if c.idle > 0 {
+		reads = append(reads, func(ctx context.Context) (err error) {
+			long.silent, err = c.silent(ctx)
+			return err
+		})
+	}
+	if c.duration > 0 {
+		reads = append(reads, func(ctx context.Context) (err error) {
+			long.busy, err = c.busy(ctx)
+			return err
+		})
+	}
+	err := atOnce(ctx, reads...) // before long is read: the reads fill it
+	return long, err
+}
+
+// busy opens a stream of an event a second and reads it until the path
+// cuts it or c.duration has passed.
+func (c *checker) busy(ctx context.Context) (reading, error) {
+	r, err := c.stream(ctx, probe{name: "busy events", method: "GET", target: busyTarget, takes: c.duration, endless: true})
+	if err != nil {
+		return reading{}, err
+	}
+	if len(r.events) == 0 {
+		return reading{}, fmt.Errorf("GET %s: no event arrived", busyTarget)
+	}
+	return r.reading, nil
 }
 
 // silent opens a stream with no events after the first and no heartbeats,

@@ -237,23 +237,67 @@ func resumeFinding(r probeResult) Finding {
 	return f
 }
 
-// idleFinding judges when the path cut a silent stream, if it did within
-// limit.
-func idleFinding(r reading, limit time.Duration) Finding {
-	f := Finding{Name: "idle", OK: true}
+// cutAt reports whether a stream read for limit ended before it, and when:
+// the path cut it (or ended it cleanly: an endless stream has no end).
+func cutAt(r reading, limit time.Duration) (time.Duration, bool) {
 	if !r.ended && errors.Is(r.err, context.DeadlineExceeded) || r.endAt >= limit-50*time.Millisecond {
+		return 0, false
+	}
+	return r.endAt, true
+}
+
+// sameCut is how close two cuts must come to be one: a cap ends every
+// response at the same age, silent or not.
+func sameCut(a, b time.Duration) bool {
+	d := a - b
+	return max(d, -d) <= max(2*time.Second, max(a, b)/10)
+}
+
+// idleFinding judges when the path cut a silent stream, if it did within
+// limit. When a busy stream read for busyLimit at the same moment was cut
+// as soon, the cut is the path's cap on a response's whole time, which
+// the cap finding reports: heartbeats would not help, so it advises none.
+func idleFinding(r reading, limit time.Duration, busy reading, busyLimit time.Duration) Finding {
+	f := Finding{Name: "idle", OK: true}
+	at, cut := cutAt(r, limit)
+	if !cut {
 		f.Verdict = "kept"
 		f.Detail = fmt.Sprintf("a stream silent for %v was not cut", limit)
 		return f
 	}
-	cut := r.endAt.Round(100 * time.Millisecond)
+	f.CutAfterMs = at.Milliseconds()
+	if busyAt, busyCut := cutAt(busy, busyLimit); busyLimit > 0 && busyCut && sameCut(at, busyAt) {
+		f.Verdict = "capped"
+		f.Detail = fmt.Sprintf("the path cut a silent stream after %v, and a busy one after %v: a cap on a response's whole time (see cap), not an idle timeout, so heartbeats would not help",
+			at.Round(100*time.Millisecond), busyAt.Round(100*time.Millisecond))
+		return f
+	}
+	cutWords := at.Round(100 * time.Millisecond)
 	f.Verdict = "cut"
-	f.CutAfterMs = r.endAt.Milliseconds()
-	f.Detail = fmt.Sprintf("the path cut a silent stream after %v", cut)
-	f.Fix, f.problem = fmt.Sprintf("send heartbeats more often than every %v (tickstream: -heartbeat, default %v)", cut, handler.DefaultHeartbeat), problemIdle
-	if r.endAt <= handler.DefaultHeartbeat {
+	f.Detail = fmt.Sprintf("the path cut a silent stream after %v", cutWords)
+	f.Fix, f.problem = fmt.Sprintf("send heartbeats more often than every %v (tickstream: -heartbeat, default %v)", cutWords, handler.DefaultHeartbeat), problemIdle
+	if at <= handler.DefaultHeartbeat {
 		f.OK = false // tickstream's default heartbeats would not keep it open
 	}
+	return f
+}
+
+// capFinding judges whether the path cut a busy stream (an event a
+// second) within limit: a cap on a response's whole time, which traffic
+// does not prevent.
+func capFinding(r reading, limit time.Duration) Finding {
+	f := Finding{Name: "cap", OK: true}
+	at, cut := cutAt(r, limit)
+	if !cut {
+		f.Verdict = "none"
+		f.Detail = fmt.Sprintf("a stream of an event a second was not cut in %v", limit)
+		return f
+	}
+	f.Verdict, f.OK = "cut", false
+	f.CutAfterMs = at.Milliseconds()
+	f.Detail = fmt.Sprintf("the path cut a stream of an event a second after %v (%d events): a cap on a response's whole time, which traffic does not prevent",
+		at.Round(100*time.Millisecond), len(r.events))
+	f.Fix, f.problem = fixCap, problemCap
 	return f
 }
 

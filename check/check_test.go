@@ -278,7 +278,7 @@ func TestIdleKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Finding{Name: "idle", Verdict: "kept", OK: true, Detail: "a stream silent for 300ms was not cut"}
-	if diff := cmp.Diff(want, idleFinding(r, c.idle), cmpopts.IgnoreUnexported(Finding{})); diff != "" {
+	if diff := cmp.Diff(want, idleFinding(r, c.idle, reading{}, 0), cmpopts.IgnoreUnexported(Finding{})); diff != "" {
 		t.Errorf("finding (-want +got):\n%s", diff)
 	}
 }

@@ -19,6 +19,8 @@ const (
 	fixLatency = "something on the path delays every byte (a distant relay, a gateway that holds the first bytes, " +
 		"or compression that keeps each event until the next); compare with a client nearer the server"
 	fixResume = "forward the Last-Event-ID request header to the server"
+	fixCap    = "raise the path's limit on a response's whole time above your streams' length, or end each stream before it " +
+		"and have clients resume with Last-Event-ID (tickstream's Lambda adapter and MAX_STREAM_DURATION at the edge do); heartbeats do not help"
 )
 
 // The problems a finding's fix is for, by which products' settings are
@@ -29,6 +31,7 @@ const (
 	problemCompression = "compression" // compression holds events
 	problemIdle        = "idle"        // an idle timeout cuts silent streams
 	problemCache       = "cache"       // a cache replays streams
+	problemCap         = "cap"         // a limit on a response's whole time cuts busy streams
 )
 
 // A product is proxy or server software that responses show, and the
@@ -85,6 +88,7 @@ var products = []product{
 			problemCompression: "set beresp.do_gzip = false for text/event-stream: Varnish's gzip holds a stream to its end",
 			problemIdle:        "a backend .between_bytes_timeout longer than the stream's silences (default 60s)",
 			problemCache:       varnishVCL,
+			problemCap:         "send_timeout (a varnishd parameter, default 600s) longer than your streams last; Varnish checks it when it writes, so traffic brings the cut on",
 		},
 	},
 	{

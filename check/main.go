@@ -18,6 +18,7 @@
 //	resume       does Last-Event-ID reach the server?
 //	headers      do Content-Type and Cache-Control arrive as sent, or from a cache?
 //	protocol     HTTP/1.1 or HTTP/2, TLS or not
+//	cap          (with -duration) does the path cut a busy stream at a fixed age?
 //	idle         (with -idle) when does the path cut a silent stream?
 //	end          does a finished stream's end arrive with its last event?
 //
@@ -67,6 +68,7 @@ func main() {
 type options struct {
 	asJSON   bool
 	idle     time.Duration
+	duration time.Duration
 	caCert   string // a PEM file of CA certificates to trust
 	insecure bool
 	proxy    string // a forward proxy's URL; "" for the environment's
@@ -93,6 +95,7 @@ func runWithLimits(ctx context.Context, args []string, stdout, stderr io.Writer,
 	fs.SetOutput(stderr)
 	o := options{limits: lim}
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as one JSON object")
+	fs.DurationVar(&o.duration, "duration", 0, "with the battery: also hold a stream of an event a second this long (such as 2m) to find a cap on a response's whole time; with -stream: read the stream this long (default 30s)")
 	fs.DurationVar(&o.idle, "idle", 0, "with the battery: also open a silent stream and wait this long (such as 2m) for the path to cut it")
 	fs.StringVar(&o.caCert, "cacert", "", "trust the CA certificates in this PEM `file` too (a private CA's)")
 	fs.BoolVar(&o.insecure, "insecure", false, "do not verify the server's TLS certificate")
@@ -165,14 +168,14 @@ func check(ctx context.Context, rawURL string, o options) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	if o.idle < 0 {
-		return Report{}, errors.New("-idle must not be negative")
+	if o.idle < 0 || o.duration < 0 {
+		return Report{}, errors.New("-idle and -duration must not be negative")
 	}
 	client, proxy, err := newClient(base, o)
 	if err != nil {
 		return Report{}, err
 	}
-	c := &checker{base: base, client: client, proxy: proxy, idle: o.idle, limits: o.limits}
+	c := &checker{base: base, client: client, proxy: proxy, idle: o.idle, duration: o.duration, limits: o.limits}
 	if o.follow {
 		if c.base, err = c.follow(ctx); err != nil {
 			return Report{}, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -63,7 +64,8 @@ func syntheticReport() Report {
 		resumeFinding(probeResult{response: response{reading: reading{ids: []string{"42"}}}}),
 		tickstreamHeaders(map[string][]string{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}}, "HTTP/2"),
 		protocolFinding("HTTP/2", true),
-		idleFinding(reading{endAt: 60 * time.Second, ended: true}, 2*time.Minute),
+		capFinding(reading{endAt: 2 * time.Minute, err: context.DeadlineExceeded}, 2*time.Minute),
+		idleFinding(reading{endAt: 60 * time.Second, ended: true}, 2*time.Minute, reading{endAt: 2 * time.Minute, err: context.DeadlineExceeded}, 2*time.Minute),
 		endFinding(reading{doneAt: 5 * time.Second, endAt: 5*time.Second + ms, ended: true}),
 	}
 	rep := Report{Mode: "tickstream", URL: "https://sse.example/tickstream", Proxy: "http://proxy.example:3128", Software: []string{"nginx"},

@@ -25,6 +25,7 @@ type streamCheck struct {
 	client       *http.Client
 	proxy        string
 	limits       limits
+	capped       bool // -duration: read for limits.stream to find a cap, and say what was found
 }
 
 // streamRequest builds the request of stream mode from the command line's
@@ -109,6 +110,9 @@ func (s *streamCheck) run(ctx context.Context) (Report, error) {
 		streamHeaders(b, s.req),
 		protocolFinding(b.proto, b.tls),
 		streamEnd(b, s.limits.stream),
+	}
+	if s.capped {
+		rep.Checks = append(rep.Checks, streamCap(b, s.limits.stream))
 	}
 	rep.streams = []streamSeries{{name: s.url, response: b}}
 	if s.compare != "" {
@@ -351,6 +355,29 @@ func streamEnd(r response, window time.Duration) Finding {
 	return f
 }
 
+// streamCap judges whether the path cut the stream before limit (with
+// -duration): a stream cut while records still came is cut by a cap on a
+// response's whole time, or a size limit; one that ended by itself says
+// nothing of one.
+func streamCap(r response, limit time.Duration) Finding {
+	f := Finding{Name: "cap", OK: true}
+	switch {
+	case r.err != nil && errors.Is(r.err, context.DeadlineExceeded):
+		f.Verdict = "none"
+		f.Detail = fmt.Sprintf("the stream was not cut in %v", limit)
+	case r.err != nil || r.unfinished > 0:
+		f.Verdict, f.OK = "cut", false
+		f.CutAfterMs = r.endAt.Milliseconds()
+		f.Detail = fmt.Sprintf("the path cut the stream after %v (%d %s): a cap on a response's whole time or size, if records were still coming",
+			r.endAt.Round(100*time.Millisecond), len(r.events), recordName(r.format))
+		f.Fix, f.problem = fixCap, problemCap
+	default:
+		f.Verdict = "ended"
+		f.Detail = fmt.Sprintf("the stream ended by itself after %v, before the %v it was to be read for: a stream that lasts longer would show a cap", r.endAt.Round(100*time.Millisecond), limit)
+	}
+	return f
+}
+
 func intPtr(n int) *int { return &n }
 
 // checkStream reads the stream at rawURL (stream mode).
@@ -379,5 +406,8 @@ func checkStream(ctx context.Context, rawURL string, o options) (Report, error) 
 	// end is a finding, not a stall.
 	client.Transport.(*http.Transport).ResponseHeaderTimeout = 0
 	s := &streamCheck{url: rawURL, compare: o.compare, req: req, client: client, proxy: proxy, limits: o.limits}
+	if o.duration > 0 {
+		s.limits.stream, s.capped = o.duration, true
+	}
 	return s.run(ctx)
 }

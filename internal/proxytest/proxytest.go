@@ -126,8 +126,9 @@ func Caddy(t *testing.T, upstream, siteConf string) string {
 }
 
 // Varnish runs Varnish in front of upstream (host:port) with the smallest
-// VCL (its backend), vcl added to it, and returns its base URL.
-func Varnish(t *testing.T, upstream, vcl string) string {
+// VCL (its backend), vcl added to it, and varnishd's parameters set by
+// params ("send_timeout=8"), and returns its base URL.
+func Varnish(t *testing.T, upstream, vcl string, params ...string) string {
 	t.Helper()
 	bin := find(t, "varnishd", "varnish")
 	addr := freeAddr(t)
@@ -135,7 +136,11 @@ func Varnish(t *testing.T, upstream, vcl string) string {
 	host, port, _ := net.SplitHostPort(upstream)
 	conf := fmt.Sprintf("vcl 4.1;\nbackend default { .host = %q; .port = %q; }\n%s\n", host, port, vcl)
 	confFile := filepath.Join(dir, "default.vcl")
-	start(t, confFile, conf, addr, "", bin, "-F", "-f", confFile, "-a", addr, "-n", filepath.Join(dir, "work"), "-s", "malloc,32m")
+	args := []string{bin, "-F", "-f", confFile, "-a", addr, "-n", filepath.Join(dir, "work"), "-s", "malloc,32m"}
+	for _, p := range params {
+		args = append(args, "-p", p)
+	}
+	start(t, confFile, conf, addr, "", args...)
 	return "http://" + addr
 }
 
