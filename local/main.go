@@ -265,10 +265,12 @@ func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cf
 	} else {
 		go func() { served <- srv.Serve(ln) }()
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "h2c", cfg.h2c)
 	returning, stopReturning := context.WithCancel(ctx)
 	defer stopReturning()
 	go returnMemory(returning, h)
+	// Said last: once it is logged, every goroutine the server keeps runs,
+	// which the tests that count goroutines rely on.
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "h2c", cfg.h2c)
 
 	select {
 	case err := <-served:
