@@ -393,6 +393,9 @@ func checkStream(ctx context.Context, rawURL string, o options) (Report, error) 
 	if o.idle != 0 {
 		return Report{}, errors.New("-idle goes with tickstream's battery, not with -stream")
 	}
+	if o.duration < 0 {
+		return Report{}, errors.New("-duration must not be negative")
+	}
 	req, err := streamRequest(o.method, o.headers, o.data)
 	if err != nil {
 		return Report{}, err
