@@ -14,21 +14,21 @@ import (
 	"time"
 )
 
-// httpURL checks that s is an http or https URL.
-func httpURL(s string) error {
+// httpURL parses s, which must be an http or https URL.
+func httpURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http:// or https:// URL", s)
+		return nil, fmt.Errorf("%q is not an http:// or https:// URL", s)
 	}
-	return nil
+	return u, nil
 }
 
 // baseURL checks that s is an http or https URL and returns it without a
 // trailing slash, query or fragment.
 func baseURL(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("%q is not an http:// or https:// URL", s)
+	u, err := httpURL(s)
+	if err != nil {
+		return "", err
 	}
 	u.RawQuery, u.Fragment = "", ""
 	return strings.TrimSuffix(u.String(), "/"), nil
@@ -50,7 +50,10 @@ func sameOrigin(a, b *url.URL) bool {
 // goes through ("direct" for none): HTTP/2 where the server offers it over
 // TLS, as browsers get it; no transparent compression, so that the check
 // decodes what the path sends itself and times it; a deadline on every
-// connection's setup and every response's headers.
+// connection's setup and, in the battery, every response's headers. In
+// stream mode a path that holds a whole response holds its head too: the
+// stream's window bounds the wait for it, and a head that comes only with
+// the end is a finding, not a stall.
 func newClient(base string, o options) (*http.Client, string, error) {
 	tr := &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
@@ -63,6 +66,9 @@ func newClient(base string, o options) (*http.Client, string, error) {
 		DisableCompression:     true,
 		IdleConnTimeout:        30 * time.Second,
 		TLSClientConfig:        &tls.Config{InsecureSkipVerify: o.insecure}, //nolint:gosec // only with -insecure
+	}
+	if o.stream {
+		tr.ResponseHeaderTimeout = 0
 	}
 	if o.caCert != "" {
 		pem, err := os.ReadFile(o.caCert)

@@ -80,7 +80,7 @@ func arrivalsOf(t *testing.T, encoding string, c capture) []time.Duration {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, err := parseEvents(text)
+	events, _, err := parseEvents(text)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,15 +217,15 @@ func TestDecodingBounded(t *testing.T) {
 // TestParseEventsBounded: lines, events and framing as the WHATWG rules
 // read them, up to the limits.
 func TestParseEventsBounded(t *testing.T) {
-	got, err := parseEvents([]byte("\uFEFFid: 1\r\ndata: a\rdata: b\n\n: comment\n\nid: 2\nevent: done\ndata: complete\r\n\r\nid: 3\ndata: unfinished"))
+	got, _, err := parseEvents([]byte("\uFEFFid: 1\r\ndata: a\rdata: b\n\n: comment\n\nid: 2\nevent: done\ndata: complete\r\n\r\nid: 3\ndata: unfinished"))
 	want := []event{{id: "1", data: "a\nb", end: 27}, {id: "2", typ: "done", data: "complete", end: 74}}
 	if err != nil || !cmp.Equal(want, got, cmp.AllowUnexported(event{})) {
 		t.Errorf("parseEvents: %v, %s", err, cmp.Diff(want, got, cmp.AllowUnexported(event{})))
 	}
-	if _, err := parseEvents(bytes.Repeat([]byte("x"), maxLineBytes+1)); err == nil || err.Error() != "sent a line of more than 64 KiB" {
+	if _, _, err := parseEvents(bytes.Repeat([]byte("x"), maxLineBytes+1)); err == nil || err.Error() != "sent a line of more than 64 KiB" {
 		t.Errorf("a long line: %v", err)
 	}
-	if _, err := parseEvents(bytes.Repeat([]byte("data: x\n\n"), maxEvents+1)); err == nil || err.Error() != "sent more than 10000 events" {
+	if _, _, err := parseEvents(bytes.Repeat([]byte("data: x\n\n"), maxEvents+1)); err == nil || err.Error() != "sent more than 10000 events" {
 		t.Errorf("too many events: %v", err)
 	}
 }

@@ -62,15 +62,9 @@ func (e event) isDone(f format) bool {
 }
 
 // parseEvents reads the dispatched events of an event stream as the WHATWG
-// rules do (sse.Parser), up to the limits.
-func parseEvents(text []byte) ([]event, error) {
-	events, _, err := parseBlocks(text)
-	return events, err
-}
-
-// parseBlocks is parseEvents, and also says how many bytes follow the last
-// whole block: an unfinished one, which a client drops.
-func parseBlocks(text []byte) (events []event, unfinished int, err error) {
+// rules do (sse.Parser), up to the limits, and says how many bytes follow
+// the last whole block: an unfinished one, which a client drops.
+func parseEvents(text []byte) (events []event, unfinished int, err error) {
 	p := sse.NewParser(text)
 	p.MaxLine = maxLineBytes
 	whole := 0
@@ -135,7 +129,7 @@ func parseLines(text []byte) (events []event, unfinished int, err error) {
 func parseRecords(f format, text []byte, c capture, d decoder) (events []event, unfinished int, err error) {
 	switch f {
 	case formatSSE:
-		events, unfinished, err = parseBlocks(text)
+		events, unfinished, err = parseEvents(text)
 	case formatNDJSON:
 		events, unfinished, err = parseLines(text)
 	default:

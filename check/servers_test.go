@@ -316,10 +316,17 @@ func byteVerdict(path, direct []readAt) string {
 	if len(added) == 0 {
 		return "unmatched"
 	}
+	return truthVerdict(added, len(path) == 1 || path[len(path)-1].at.Sub(path[0].at) < together)
+}
+
+// truthVerdict is the ground truth's verdict on a path, from the delays it
+// added to each record and whether everything came through it at once: the
+// thresholds of stream mode's -compare, computed apart from it.
+func truthVerdict(added []time.Duration, allAtOnce bool) string {
 	switch spread := percentile(added, 99) - max(slices.Min(added), 0); {
 	case spread < liveHold:
 		return "live"
-	case len(path) == 1 || path[len(path)-1].at.Sub(path[0].at) < together:
+	case allAtOnce:
 		return "held"
 	case spread >= bufferedHold:
 		return "buffered"

@@ -382,11 +382,11 @@ func intPtr(n int) *int { return &n }
 
 // checkStream reads the stream at rawURL (stream mode).
 func checkStream(ctx context.Context, rawURL string, o options) (Report, error) {
-	if err := httpURL(rawURL); err != nil {
+	if _, err := httpURL(rawURL); err != nil {
 		return Report{}, err
 	}
 	if o.compare != "" {
-		if err := httpURL(o.compare); err != nil {
+		if _, err := httpURL(o.compare); err != nil {
 			return Report{}, fmt.Errorf("-compare: %w", err)
 		}
 	}
@@ -404,10 +404,6 @@ func checkStream(ctx context.Context, rawURL string, o options) (Report, error) 
 	if err != nil {
 		return Report{}, err
 	}
-	// A path that holds a whole response holds its head too: the stream's
-	// window bounds the wait for it, and a head that comes only with the
-	// end is a finding, not a stall.
-	client.Transport.(*http.Transport).ResponseHeaderTimeout = 0
 	s := &streamCheck{url: rawURL, compare: o.compare, req: req, client: client, proxy: proxy, limits: o.limits}
 	if o.duration > 0 {
 		s.limits.stream, s.capped = o.duration, true

@@ -105,18 +105,7 @@ func truth(t *testing.T, path, direct, body string, records, logged int, log *se
 	for i := range logged {
 		gt.added = append(gt.added, stamps[0][i].at.Sub(sent.path[i])-stamps[1][i].at.Sub(sent.direct[i]))
 	}
-	spread := percentile(gt.added, 99) - max(slices.Min(gt.added), 0)
-	last := stamps[0][records-1].at
-	switch {
-	case spread < liveHold:
-		gt.verdict = "live"
-	case last.Sub(stamps[0][0].at) < 50*time.Millisecond:
-		gt.verdict = "held"
-	case spread >= bufferedHold:
-		gt.verdict = "buffered"
-	default:
-		gt.verdict = "batched"
-	}
+	gt.verdict = truthVerdict(gt.added, stamps[0][records-1].at.Sub(stamps[0][0].at) < 50*time.Millisecond)
 	return gt
 }
 
