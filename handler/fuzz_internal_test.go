@@ -12,11 +12,13 @@ import (
 // bounds.
 func FuzzParams(f *testing.F) {
 	for _, q := range []string{"", "interval=250ms&count=10&size=1024", "count=1&count=2", "interval=%zz",
-		"size=1048577", "delay=0&count=10000", "interval=1h", "count=-0", "size=+5", "interval=9223372036854775807ns"} {
+		"size=1048577", "delay=0&count=10000", "interval=1h", "count=-0", "size=+5", "interval=9223372036854775807ns",
+		"format=ndjson", "format=text&format=sse", "format=NDJSON", "format=%00"} {
 		f.Add(q, "")
 	}
 	for _, body := range []string{`{"count":20,"delay":"50ms","size":0}`, `{"count":1e3}`, `{"count":"20"}`, `[1]`,
-		`{"interval":"1s"} {}`, `{"count":20,"count":30}`, `{"heartbeat":null}`, `{"size":1048577}`} {
+		`{"interval":"1s"} {}`, `{"count":20,"count":30}`, `{"heartbeat":null}`, `{"size":1048577}`,
+		`{"format":"text"}`, `{"format":1}`} {
 		f.Add("count=20", body)
 	}
 	h := New()
@@ -25,14 +27,14 @@ func FuzzParams(f *testing.F) {
 		r.URL.RawQuery = rawQuery
 		if p, err := mergedParams(h, httptest.NewRecorder(), r, eventsParamNames, h.parseEventsParams); err == nil {
 			if p.interval < minInterval || p.interval > maxInterval || p.count < 0 || p.count > maxEventsCount ||
-				p.size < 0 || p.size > maxSize {
+				p.size < 0 || p.size > maxSize || int(p.format) >= len(formatNames) {
 				t.Fatalf("events %q %q = %+v: out of bounds", rawQuery, body, p)
 			}
 		}
 		r = httptest.NewRequest("POST", "/", strings.NewReader(body))
 		r.URL.RawQuery = rawQuery
 		if p, err := mergedParams(h, httptest.NewRecorder(), r, fastParamNames, h.parseFastParams); err == nil {
-			if p.count < 1 || p.count > maxFastCount || p.delay < 0 || p.delay > maxFastDelay {
+			if p.count < 1 || p.count > maxFastCount || p.delay < 0 || p.delay > maxFastDelay || int(p.format) >= len(formatNames) {
 				t.Fatalf("fast %q %q = %+v: out of bounds", rawQuery, body, p)
 			}
 		}

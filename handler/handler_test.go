@@ -30,8 +30,8 @@ func TestGolden(t *testing.T) {
 				req := httptest.NewRequest(gc.Method, gc.Path, strings.NewReader(gc.Body))
 				req.Header = gc.Request("").Header
 				run := time.Hour // long enough for any stream that ends by itself
-				if gc.Frames > 0 {
-					run = time.Duration(gc.Frames)*gc.Period - gc.Period/2
+				if gc.Units() > 0 {
+					run = time.Duration(gc.Units())*gc.Period - gc.Period/2
 				}
 				rec := serveFor(handler.New(), req, run)
 				got := wiretest.Dump(rec.Code, rec.Result().Header, rec.Body.Bytes())

@@ -37,6 +37,7 @@ type eventsParams struct {
 	count     int64         // ticks before the response ends; 0 means endless
 	size      int           // minimum length of each tick's data, in bytes
 	heartbeat time.Duration // the longest silence before a comment; 0: none
+	format    streamFormat
 }
 
 // fastParams are the settings of one /stream/fast burst.
@@ -45,13 +46,14 @@ type fastParams struct {
 	delay     time.Duration // between two events
 	size      int           // minimum length of each event's data, in bytes
 	heartbeat time.Duration // the longest silence before a comment; 0: none
+	format    streamFormat
 }
 
 // The parameters each stream route takes, in its query or, for a POST, as
 // the members of a JSON object in its body.
 var (
-	eventsParamNames = []string{"interval", "count", "size", "heartbeat"}
-	fastParamNames   = []string{"count", "delay", "size", "heartbeat"}
+	eventsParamNames = []string{"interval", "count", "size", "heartbeat", "format"}
+	fastParamNames   = []string{"count", "delay", "size", "heartbeat", "format"}
 )
 
 func (h *Handler) parseEventsParams(values url.Values) (eventsParams, error) {
@@ -61,6 +63,7 @@ func (h *Handler) parseEventsParams(values url.Values) (eventsParams, error) {
 		count:     q.int("count", 0, 1, maxEventsCount),
 		size:      int(q.int("size", 0, 0, maxSize)),
 		heartbeat: q.heartbeat(h.heartbeat),
+		format:    q.format(),
 	}
 	return p, q.err
 }
@@ -72,6 +75,7 @@ func (h *Handler) parseFastParams(values url.Values) (fastParams, error) {
 		delay:     q.duration("delay", h.fastDelay, 0, maxFastDelay),
 		size:      int(q.int("size", 0, 0, maxSize)),
 		heartbeat: q.heartbeat(h.heartbeat),
+		format:    q.format(),
 	}
 	return p, q.err
 }
@@ -129,6 +133,21 @@ func (q *query) heartbeat(def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// format reads the stream's format: sse (the default), ndjson or text.
+func (q *query) format() streamFormat {
+	s, ok := q.value("format")
+	if !ok {
+		return formatSSE
+	}
+	for f, name := range formatNames {
+		if s == name {
+			return streamFormat(f)
+		}
+	}
+	q.err = fmt.Errorf("format: %q is not sse, ndjson or text", clip(s))
+	return formatSSE
 }
 
 // int reads a decimal integer from min to max.

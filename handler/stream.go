@@ -47,10 +47,10 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		end = p.count
 	}
 	pace := streamPace{period: p.interval, heartbeat: p.heartbeat, maxFrame: maxTickSize(h.retry, p.size)}
-	if !h.startStream(w, r, true, pace) {
+	if !h.startStream(w, r, p.format, true, pace) {
 		return
 	}
-	h.serveStream(w, r, pace, &schedule{kind: ticks, id: id, end: end, retry: h.retry, size: p.size})
+	h.serveStream(w, r, pace, &schedule{kind: ticks, format: p.format, id: id, end: end, retry: h.retry, size: p.size})
 }
 
 // fast serves GET and POST /stream/fast: count events (seq 0 to count-1, each with
@@ -72,10 +72,10 @@ func (h *Handler) fast(w http.ResponseWriter, r *http.Request) {
 		first = last + 1
 	}
 	pace := streamPace{period: p.delay, heartbeat: p.heartbeat, maxFrame: maxFastSize(p.size)}
-	if !h.startStream(w, r, false, pace) {
+	if !h.startStream(w, r, p.format, false, pace) {
 		return
 	}
-	h.serveStream(w, r, pace, &schedule{kind: burst, id: first, end: p.count, size: p.size})
+	h.serveStream(w, r, pace, &schedule{kind: burst, format: p.format, id: first, end: p.count, size: p.size})
 }
 
 // streamFinished answers the reconnection of a client whose stream has
@@ -88,11 +88,11 @@ func streamFinished(w http.ResponseWriter) {
 
 // startStream answers what comes before a stream's events: it takes a
 // stream slot and the buffer memory of a stream written at pace, or refuses
-// the request if either is short, and sets the stream's headers (with
-// X-Accel-Buffering: no if noBuffering). A HEAD request gets the headers and
+// the request if either is short, and sets the stream's headers: the
+// Content-Type of format, and X-Accel-Buffering: no if noBuffering. A HEAD request gets the headers and
 // takes nothing. It reports whether the caller is to stream, and so to
 // release what it took (serveStream does).
-func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, noBuffering bool, pace streamPace) bool {
+func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, format streamFormat, noBuffering bool, pace streamPace) bool {
 	head := r.Method == http.MethodHead
 	if !head && !h.acquireStream() {
 		h.refuseStream(w, r, "too many open streams (limit "+strconv.Itoa(h.maxStreams)+"); retry later")
@@ -106,7 +106,7 @@ func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, noBufferin
 		return false
 	}
 	hdr := w.Header()
-	hdr.Set("Content-Type", sse.ContentType)
+	hdr.Set("Content-Type", format.contentType())
 	hdr.Set("Cache-Control", "no-cache")
 	if noBuffering {
 		hdr.Set("X-Accel-Buffering", "no")
@@ -256,6 +256,7 @@ type schedule struct {
 	heartbeat time.Duration    // 0: none
 	stamp     func() time.Time // the clock of the events' timestamps
 	kind      streamKind
+	format    streamFormat
 	id        int64         // the next event's id (or seq)
 	end       int64         // ticks: the last id; burst: the count, the done event's id
 	retry     time.Duration // sent with the first tick only
@@ -279,18 +280,18 @@ const (
 // due, and whether this one was the stream's last.
 func (s *schedule) Next(dst []byte, now time.Time) (frame []byte, next time.Time, last bool) {
 	if now.Before(s.due) {
-		return append(dst, heartbeatFrame...), s.wake(now), false
+		return append(dst, s.format.heartbeat()...), s.wake(now), false
 	}
 	switch s.kind {
 	case ticks:
-		dst = appendTick(dst, s.retry, s.id, s.stamp(), s.size)
+		dst = appendTick(dst, s.format, s.retry, s.id, s.stamp(), s.size)
 		s.retry = 0
 		last = s.id == s.end
 	case burst:
 		if s.id < s.end {
-			dst = appendFast(dst, s.id, s.stamp(), s.size)
+			dst = appendFast(dst, s.format, s.id, s.stamp(), s.size)
 		} else {
-			dst = appendDone(dst, s.end)
+			dst = appendDone(dst, s.format, s.end)
 			last = true
 		}
 	}
@@ -416,87 +417,6 @@ func parseLastEventID(s string) (int64, bool) {
 
 // timestampLayout is RFC 3339 in UTC with exactly three fractional digits.
 const timestampLayout = "2006-01-02T15:04:05.000Z"
-
-// appendTick appends one /events frame whose data is at least size bytes.
-// Every byte of it is a digit, a fixed ASCII string or a timestamp, so
-// nothing in it can break the frame; it is written here rather than through
-// sse.AppendEvent so that the tick path allocates nothing (the id would have
-// to become a string).
-func appendTick(dst []byte, retry time.Duration, id int64, ts time.Time, size int) []byte {
-	if retry > 0 {
-		dst = append(dst, "retry: "...)
-		dst = strconv.AppendInt(dst, retry.Milliseconds(), 10)
-		dst = append(dst, '\n')
-	}
-	dst = append(dst, "id: "...)
-	dst = strconv.AppendInt(dst, id, 10)
-	dst = append(dst, "\nevent: tick\ndata: "...)
-	data := len(dst)
-	dst = append(dst, `{"id":`...)
-	dst = strconv.AppendInt(dst, id, 10)
-	dst = append(dst, `,"timestamp":"`...)
-	dst = ts.UTC().AppendFormat(dst, timestampLayout)
-	dst = append(dst, `","message":"Event #`...)
-	dst = strconv.AppendInt(dst, id, 10)
-	dst = append(dst, '"')
-	if short := size - (len(dst) - data) - len("}"); short > 0 {
-		dst = appendPad(dst, short)
-	}
-	return append(dst, "}\n\n"...)
-}
-
-// appendPad appends a "pad" member (`,"pad":"...."`) of n bytes, or of the
-// smallest size a member can have if n is smaller.
-func appendPad(dst []byte, n int) []byte {
-	const fill = "................................................................"
-	n = max(n-len(`,"pad":""`), 0)
-	dst = append(dst, `,"pad":"`...)
-	for ; n > len(fill); n -= len(fill) {
-		dst = append(dst, fill...)
-	}
-	dst = append(dst, fill[:n]...)
-	return append(dst, '"')
-}
-
-// appendFast appends one /stream/fast frame whose data is at least size
-// bytes; like appendTick, it cannot break its frame.
-func appendFast(dst []byte, seq int64, ts time.Time, size int) []byte {
-	dst = append(dst, "id: "...)
-	dst = strconv.AppendInt(dst, seq, 10)
-	dst = append(dst, "\ndata: "...)
-	data := len(dst)
-	dst = append(dst, `{"seq":`...)
-	dst = strconv.AppendInt(dst, seq, 10)
-	dst = append(dst, `,"ts":"`...)
-	dst = ts.UTC().AppendFormat(dst, timestampLayout)
-	dst = append(dst, '"')
-	if short := size - (len(dst) - data) - len("}"); short > 0 {
-		dst = appendPad(dst, short)
-	}
-	return append(dst, "}\n\n"...)
-}
-
-// appendDone appends the "done" event that ends a /stream/fast burst of
-// count events.
-func appendDone(dst []byte, count int64) []byte {
-	dst = append(dst, "id: "...)
-	dst = strconv.AppendInt(dst, count, 10)
-	return append(dst, "\nevent: done\ndata: complete\n\n"...)
-}
-
-// maxTickSize bounds the length of the frames appendTick writes for retry
-// and size: that of the largest id without padding, plus the padding.
-func maxTickSize(retry time.Duration, size int) int {
-	var buf [256]byte
-	return len(appendTick(buf[:0], retry, maxEventID, time.Time{}, 0)) + size
-}
-
-// maxFastSize bounds the length of the /stream/fast frames for size (the
-// done frame is shorter).
-func maxFastSize(size int) int {
-	var buf [128]byte
-	return len(appendFast(buf[:0], maxFastCount, time.Time{}, 0)) + size
-}
 
 // mustEncode returns the frame of a constant event, encoded at package
 // initialisation.

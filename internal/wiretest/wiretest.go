@@ -90,6 +90,25 @@ func ReadFrames(r io.Reader, n int) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// ReadLines reads r until it has read n lines and returns exactly their
+// bytes. It fails if r ends first.
+func ReadLines(r io.Reader, n int) ([]byte, error) {
+	br := bufio.NewReader(r)
+	var out bytes.Buffer
+	for lines := 0; lines < n; {
+		line, err := br.ReadSlice('\n')
+		out.Write(line)
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			return out.Bytes(), fmt.Errorf("after %d of %d lines: %w", lines, n, err)
+		}
+		lines++
+	}
+	return out.Bytes(), nil
+}
+
 // goldenHeaders are the response headers a golden file records: those that
 // decide how clients and proxies treat the response. Headers a transport
 // adds on its own (Date, Transfer-Encoding) are left out.
@@ -154,9 +173,10 @@ type Case struct {
 	Header http.Header
 	Body   string // the request's body, for a POST
 
-	// Frames is how many frames a client reads from an endless stream before
-	// it leaves; 0 means the response ends by itself.
-	Frames int
+	// Frames is how many frames a client reads from an endless event stream
+	// before it leaves, and Lines how many lines from an endless NDJSON or
+	// text stream; both 0 means the response ends by itself.
+	Frames, Lines int
 
 	// Period is the time between two events of the stream in the golden
 	// file. A transport test that cannot fake time (one on a real socket)
@@ -166,13 +186,20 @@ type Case struct {
 }
 
 // ReadBody reads the body of c's response as a client of its golden file
-// does: Frames frames of an endless stream, or everything.
+// does: Frames frames or Lines lines of an endless stream, or everything.
 func (c Case) ReadBody(body io.Reader) ([]byte, error) {
-	if c.Frames > 0 {
+	switch {
+	case c.Frames > 0:
 		return ReadFrames(body, c.Frames)
+	case c.Lines > 0:
+		return ReadLines(body, c.Lines)
 	}
 	return io.ReadAll(body)
 }
+
+// Units is how many frames or lines a client reads from c's endless
+// stream, 0 for a response that ends by itself.
+func (c Case) Units() int { return c.Frames + c.Lines }
 
 // Cases are the golden cases, in the order of the handler's routes.
 var Cases = []Case{
@@ -197,6 +224,15 @@ var Cases = []Case{
 		Body: `{"count":5,"delay":"50ms","size":64}`},
 	{File: "events-post.golden", Method: "POST", Path: "/events", Period: time.Second,
 		Body: `{"count":3,"interval":"1s"}`, Header: http.Header{"Content-Type": {"application/json"}}},
+	{File: "events-ndjson.golden", Method: "GET", Path: "/events?format=ndjson", Lines: 3, Period: time.Second},
+	{File: "events-text.golden", Method: "GET", Path: "/events?format=text&size=40", Lines: 3, Period: time.Second},
+	{File: "fast-ndjson.golden", Method: "GET", Path: "/stream/fast?format=ndjson&count=5", Period: 50 * time.Millisecond},
+	{File: "fast-text.golden", Method: "GET", Path: "/stream/fast?format=text&count=5", Period: 50 * time.Millisecond},
+	{File: "fast-ndjson-post.golden", Method: "POST", Path: "/stream/fast", Period: 50 * time.Millisecond,
+		Body: `{"count":3,"format":"ndjson","size":64}`},
+	{File: "events-text-post.golden", Method: "POST", Path: "/events?format=text", Period: time.Second,
+		Body: `{"count":2,"format":"text"}`, Header: http.Header{"Content-Type": {"application/json"}}},
+	{File: "format-unknown.golden", Method: "GET", Path: "/stream/fast?format=xml"},
 	{File: "post-disagree.golden", Method: "POST", Path: "/stream/fast?count=5", Body: `{"count":6}`},
 	{File: "post-unknown-member.golden", Method: "POST", Path: "/events", Body: `{"count":3,"speed":"fast"}`},
 	{File: "not-found.golden", Method: "GET", Path: "/nope"},

@@ -196,8 +196,8 @@ func TestGolden(t *testing.T) {
 			t.Run(kind.name+"/"+gc.File, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
 					run := time.Hour
-					if gc.Frames > 0 {
-						run = time.Duration(gc.Frames)*gc.Period - gc.Period/2
+					if gc.Units() > 0 {
+						run = time.Duration(gc.Units())*gc.Period - gc.Period/2
 					}
 					ctx, cancel := context.WithTimeout(context.Background(), run+margin)
 					defer cancel()
