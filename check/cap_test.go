@@ -89,7 +89,7 @@ func TestCaps(t *testing.T) {
 			{Name: "end", Verdict: "prompt", OK: true},
 		}, [2]time.Duration{7500 * time.Millisecond, 9 * time.Second}},
 		{"Varnish, send_timeout=8", func(t *testing.T) string { return proxytest.Varnish(t, host, "", "send_timeout=8") }, []Finding{
-			{Name: "cap", Verdict: "cut", Fix: "Varnish: " + products[3].fixes[problemCap]},
+			{Name: "cap", Verdict: "cut", Fix: productFix(t, "Varnish", problemCap)},
 			{Name: "idle", Verdict: "kept", OK: true},
 			{Name: "end", Verdict: "prompt", OK: true},
 		}, [2]time.Duration{7500 * time.Millisecond, 10 * time.Second}}, // the first write past 8s: an event a second

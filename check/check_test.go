@@ -121,8 +121,8 @@ func TestCheckPaths(t *testing.T) {
 		{name: "nginx, default", url: func(t *testing.T) string {
 			return proxytest.Nginx(t, host, `location / { proxy_pass http://tickstream; }`)
 		}, software: nginx, changed: []Finding{
-			failing("buffering", "buffered", "nginx: "+products[0].fixes[problemBuffering]),
-			failing("post", "buffered", "nginx: "+products[0].fixes[problemBuffering]),
+			failing("buffering", "buffered", productFix(t, "nginx", problemBuffering)),
+			failing("post", "buffered", productFix(t, "nginx", problemBuffering)),
 		}, check: func(t *testing.T, rep Report) {
 			// nginx's proxy_buffer_size: 4 KiB (one memory page) on this machine.
 			if b := rep.Checks[0].BlockBytes; b < 3500 || b > 4700 {
@@ -135,9 +135,9 @@ func TestCheckPaths(t *testing.T) {
 		{name: "nginx, gzip of text/event-stream", url: func(t *testing.T) string {
 			return proxytest.Nginx(t, host, `gzip on; gzip_types text/event-stream; location / { proxy_pass http://tickstream; }`)
 		}, software: nginx, changed: []Finding{
-			{Name: "buffering", Verdict: "buffered", Encoding: "gzip", Fix: "nginx: " + products[0].fixes[problemBuffering]},
+			{Name: "buffering", Verdict: "buffered", Encoding: "gzip", Fix: productFix(t, "nginx", problemBuffering)},
 			{Name: "accel", Verdict: "live", OK: true, Encoding: "gzip"},
-			{Name: "post", Verdict: "buffered", Encoding: "gzip", Fix: "nginx: " + products[0].fixes[problemBuffering]},
+			{Name: "post", Verdict: "buffered", Encoding: "gzip", Fix: productFix(t, "nginx", problemBuffering)},
 			{Name: "compression", Verdict: "compressed", OK: true, Encoding: "gzip"},
 		}},
 		{name: "nginx, gzip of text/event-stream with proxy_buffering off (the fix)", url: func(t *testing.T) string {

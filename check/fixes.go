@@ -16,6 +16,9 @@ const (
 	fixCompression = "do not compress text/event-stream on the path, or have the compressor flush after every event " +
 		"(nginx: proxy_buffering off, so gzip flushes; HAProxy: leave text/event-stream out of compression type and set option http-no-delay; " +
 		"Caddy: keep text/event-stream out of encode; Varnish: beresp.do_gzip = false; Apache: SetEnv no-gzip 1 and no-brotli 1)"
+	fixThreshold = "a compressor on the path holds a response until it reaches a minimum size: leave your stream's type out of compression, " +
+		"or have the compressor flush after every event (Traefik compress: excludedContentTypes, minResponseBodyBytes default 1024; " +
+		"Express compression: a filter, or res.flush() after each event, threshold default 1kb)"
 	fixLatency = "something on the path delays every byte (a distant relay, a gateway that holds the first bytes, " +
 		"or compression that keeps each event until the next); compare with a client nearer the server"
 	fixResume = "forward the Last-Event-ID request header to the server"
@@ -29,85 +32,11 @@ const (
 	problemBuffering   = "buffering"   // a response buffer holds events
 	problemAccel       = "accel"       // and X-Accel-Buffering: no does not release them
 	problemCompression = "compression" // compression holds events
+	problemThreshold   = "threshold"   // a compressor holds a response's first bytes to a minimum size
 	problemIdle        = "idle"        // an idle timeout cuts silent streams
 	problemCache       = "cache"       // a cache replays streams
 	problemCap         = "cap"         // a limit on a response's whole time cuts busy streams
 )
-
-// A product is proxy or server software that responses show, and the
-// settings that fix what the check finds behind it. Each was measured with
-// the Debian package of that software (nginx 1.22, Apache httpd 2.4,
-// Caddy 2.6, Varnish 7.1, Squid 5.7); check_test.go runs each.
-type product struct {
-	name  string
-	shows func(h http.Header) bool
-	fixes map[string]string // by problem; an accel problem takes the buffering fix unless it has its own
-}
-
-// varnishVCL is the VCL that makes Varnish relay event streams live, one
-// fresh fetch per client.
-const varnishVCL = "in vcl_backend_response, for text/event-stream: set beresp.do_stream = true; set beresp.do_gzip = false; " +
-	"set beresp.uncacheable = true; set beresp.ttl = 0s; return (deliver);"
-
-// products are the software the check tells apart.
-var products = []product{
-	{
-		name:  "nginx",
-		shows: func(h http.Header) bool { return serverIs(h, "nginx") },
-		fixes: map[string]string{
-			problemBuffering:   "proxy_buffering off in the location that proxies the stream (docs/nginx-sse.conf), or have the server send X-Accel-Buffering: no",
-			problemAccel:       "proxy_buffering off in the location: this nginx does not honour X-Accel-Buffering (look for proxy_ignore_headers X-Accel-Buffering)",
-			problemCompression: "proxy_buffering off, or X-Accel-Buffering: no from the server: nginx's gzip then flushes every event (gzip off alone leaves the 4 KiB buffer)",
-			problemIdle:        "proxy_read_timeout longer than the stream's silences (default 60s)",
-		},
-	},
-	{
-		name:  "Apache httpd",
-		shows: func(h http.Header) bool { return serverIs(h, "apache") },
-		fixes: map[string]string{
-			problemBuffering:   "flushpackets=on on the ProxyPass line",
-			problemCompression: "SetEnv no-gzip 1 and SetEnv no-brotli 1 where the stream is proxied (Cache-Control: no-transform does not stop mod_deflate)",
-			problemIdle:        "ProxyTimeout longer than the stream's silences (default: Timeout, 60s)",
-		},
-	},
-	{
-		name:  "Caddy",
-		shows: func(h http.Header) bool { return serverIs(h, "caddy") },
-		fixes: map[string]string{
-			problemBuffering:   "flush_interval -1 in reverse_proxy",
-			problemCompression: "keep event streams out of encode with a match of the types to compress (encode gzip zstd { match { header Content-Type text/html* } }), or skip it for clients that ask for events (@notsse not header Accept *text/event-stream*, then encode @notsse gzip zstd); flush_interval -1 and Cache-Control: no-transform do not help",
-		},
-	},
-	{
-		name: "Varnish",
-		shows: func(h http.Header) bool {
-			return h.Get("X-Varnish") != "" || strings.Contains(strings.ToLower(h.Get("Via")), "varnish")
-		},
-		fixes: map[string]string{
-			problemBuffering:   varnishVCL,
-			problemCompression: "set beresp.do_gzip = false for text/event-stream: Varnish's gzip holds a stream to its end",
-			problemIdle:        "a backend .between_bytes_timeout longer than the stream's silences (default 60s)",
-			problemCache:       varnishVCL,
-			problemCap:         "send_timeout (a varnishd parameter, default 600s) longer than your streams last; Varnish checks it when it writes, so traffic brings the cut on",
-		},
-	},
-	{
-		name: "Squid",
-		shows: func(h http.Header) bool {
-			return strings.Contains(strings.ToLower(h.Get("Via")), "squid") || strings.Contains(h.Get("X-Cache"), " from ")
-		},
-		fixes: map[string]string{
-			problemIdle: "read_timeout longer than the stream's silences (default 15 minutes)",
-		},
-	},
-}
-
-// serverIs reports whether h's Server header names product (as "nginx" or
-// "nginx/1.22.1").
-func serverIs(h http.Header, product string) bool {
-	s := strings.ToLower(h.Get("Server"))
-	return s == product || strings.HasPrefix(s, product+"/") || strings.HasPrefix(s, product+" ")
-}
 
 // identify returns the names of the products the probes' responses show.
 func identify(results []probeResult) []string {
@@ -121,7 +50,8 @@ func identify(results []probeResult) []string {
 }
 
 // identifyHeaders returns the names of the products responses with these
-// headers show.
+// headers show, in the order of products. A product another one hides
+// (Varnish under Fastly) is left out.
 func identifyHeaders(headers ...http.Header) []string {
 	var names []string
 	for _, p := range products {
@@ -132,7 +62,47 @@ func identifyHeaders(headers ...http.Header) []string {
 			}
 		}
 	}
-	return names
+	return slices.DeleteFunc(names, func(name string) bool {
+		for _, p := range products {
+			if slices.Contains(p.hides, name) && slices.Contains(names, p.name) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// serverIs reports whether h's Server header names product (as "nginx" or
+// "nginx/1.22.1"), in any case.
+func serverIs(h http.Header, product string) bool {
+	s, product := strings.ToLower(h.Get("Server")), strings.ToLower(product)
+	return s == product || strings.HasPrefix(s, product+"/") || strings.HasPrefix(s, product+" ")
+}
+
+// viaHas reports whether h's Via header contains word, in any case.
+func viaHas(h http.Header, word string) bool {
+	return strings.Contains(strings.ToLower(strings.Join(h.Values("Via"), ", ")), strings.ToLower(word))
+}
+
+// hasAny reports whether h has any of the headers names.
+func hasAny(h http.Header, names ...string) bool {
+	for _, name := range names {
+		if h.Get(name) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// hasPrefixed reports whether h has a header whose canonical name starts
+// with prefix (such as "X-Kong-").
+func hasPrefixed(h http.Header, prefix string) bool {
+	for name := range h {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // fixFor returns the fix for problem behind software: the settings of the
@@ -144,8 +114,11 @@ func fixFor(problem string, software []string, generic string) string {
 			continue
 		}
 		fix, ok := p.fixes[problem]
-		if !ok && problem == problemAccel {
+		switch {
+		case !ok && problem == problemAccel:
 			fix, ok = p.fixes[problemBuffering]
+		case !ok && problem == problemThreshold:
+			fix, ok = p.fixes[problemCompression]
 		}
 		if ok {
 			fixes = append(fixes, p.name+": "+fix)
@@ -155,7 +128,7 @@ func fixFor(problem string, software []string, generic string) string {
 	case len(fixes) == 0:
 		return generic
 	case problem == problemIdle: // heartbeats fix it whatever the software
-		return generic + ", or raise the timeout: " + strings.Join(fixes, "; ")
+		return generic + "; " + strings.Join(fixes, "; ")
 	}
 	return strings.Join(fixes, "; ")
 }

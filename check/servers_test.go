@@ -86,13 +86,19 @@ func chatRequest(n int) string {
 	return fmt.Sprintf(`{"model":"test","stream":true,"max_tokens":%d,"messages":[{"role":"user","content":"Count."}]}`, n)
 }
 
-var mcpInstall = sync.OnceValue(func() error {
-	out, err := exec.Command("npm", "ci", "--prefix", filepath.Join("testdata", "mcp"), "--no-audit", "--no-fund").CombinedOutput()
+// npmInstall installs the packages of testdata/dir from its lockfile.
+func npmInstall(dir string) error {
+	out, err := exec.Command("npm", "ci", "--prefix", filepath.Join("testdata", dir), "--no-audit", "--no-fund").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("npm ci in testdata/mcp (Node.js and npm are needed): %v\n%s", err, out)
+		return fmt.Errorf("npm ci in testdata/%s (Node.js and npm are needed): %v\n%s", dir, err, out)
 	}
 	return nil
-})
+}
+
+var (
+	mcpInstall     = sync.OnceValue(func() error { return npmInstall("mcp") })
+	expressInstall = sync.OnceValue(func() error { return npmInstall("express") })
+)
 
 // An mcpProcess is a running testdata/mcp/server.mjs.
 type mcpProcess struct {

@@ -216,7 +216,7 @@ func deliveryFinding(reads streamReads, compared bool) Finding {
 		f.AddedMsP50, f.AddedMsP99, f.AddedMsMax = tenths(percentile(added, 50)), tenths(percentile(added, 99)), tenths(percentile(added, 100))
 		f.Detail += fmt.Sprintf("; beside the comparison (%d of %d matched by %s), the path adds %v at the median, %v at p99, %v at most",
 			len(m.pairs), len(r.events), m.by, short(percentile(added, 50)), short(percentile(added, 99)), short(percentile(added, 100)))
-	} else if f.Verdict != "live" {
+	} else if f.Verdict != "live" && !compressedLive(r, reads.plain) {
 		f.Detail += burstsCaveat
 	} else if r.format == formatText {
 		f.Detail += textCaveat
@@ -224,8 +224,22 @@ func deliveryFinding(reads streamReads, compared bool) Finding {
 	f.OK = f.Verdict == "live"
 	if !f.OK {
 		f.Fix, f.problem = fixBuffering, problemBuffering
+		if compressedLive(r, reads.plain) {
+			f.Detail += "; the same request without compression arrives live, so it is the compressor that holds it"
+			f.Fix, f.problem = fixCompression, problemCompression
+		}
 	}
 	return f
+}
+
+// compressedLive reports whether browser, a read that held records, was
+// compressed where plain, the same request without compression, arrived
+// live: the path's compressor, not a buffer, held them.
+func compressedLive(browser, plain response) bool {
+	if browser.encoding == "" || browser.encoding == "identity" || len(plain.events) == 0 || plain.undecodable != nil {
+		return false
+	}
+	return arrivalPattern(plain.events, plain.headAt, plain.endAt, plain.ended).verdict() == "live"
 }
 
 // firstWords says when the first byte and the first event came.

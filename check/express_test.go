@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// expressServer runs testdata/express/server.mjs, an Express app with the
+// compression middleware (both pinned in its lockfile), and returns its
+// base URL.
+func expressServer(t *testing.T) string {
+	t.Helper()
+	if err := expressInstall(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", filepath.Join("testdata", "express", "server.mjs"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	port := make(chan string, 1)
+	go func() {
+		lines := bufio.NewScanner(stdout)
+		if lines.Scan() {
+			port <- strings.TrimPrefix(lines.Text(), "listening ")
+		}
+		close(port)
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case n := <-port:
+		if n == "" {
+			t.Fatalf("node server.mjs did not say where it listens: %s", stderr.String())
+		}
+		return "http://127.0.0.1:" + n
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node server.mjs did not listen within 30s: %s", stderr.String())
+	}
+	return ""
+}
+
+// compressedReadTimes is the ground truth of a compressed read: it GETs url
+// as Go's client does by default (asking for gzip and decoding it as it
+// arrives) and notes after each read how many decoded bytes had arrived.
+func compressedReadTimes(ctx context.Context, url string) ([]readAt, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	var reads []readAt
+	buf := make([]byte, 32<<10)
+	n := 0
+	for {
+		k, err := resp.Body.Read(buf)
+		if k > 0 {
+			n += k
+			reads = append(reads, readAt{n: n, at: time.Now()})
+		}
+		if err == io.EOF {
+			return reads, map[bool]string{true: "gzip", false: ""}[resp.Uncompressed], nil
+		}
+		if err != nil {
+			return reads, "", err
+		}
+	}
+}
+
+// TestStreamModeExpress reads an Express app's event stream, which its
+// compression middleware holds to the end, and wants the hold blamed on
+// compression, with Express's own fix, not on a buffer: the same request
+// without compression comes live. The ground truth is a gzip read and an
+// uncompressed one taken at the same moment.
+func TestStreamModeExpress(t *testing.T) {
+	base := expressServer(t)
+	target := base + "/events?count=20&interval=100"
+	var (
+		rep            Report
+		code           int
+		gzipped, plain []readAt
+		enc            string
+		errs           [2]error
+		wg             sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wg.Go(func() { rep, code = streamJSON(t, "-X", "GET", target) })
+	wg.Go(func() { gzipped, enc, errs[0] = compressedReadTimes(ctx, target) })
+	wg.Go(func() { plain, errs[1] = readTimes(ctx, target) })
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatalf("ground truth: %v", err)
+	}
+	if gt := byteVerdict(gzipped, plain); enc != "gzip" || gt != "held" {
+		t.Fatalf("the ground truth says %s (%q) beside the uncompressed read, the test expects held (gzip)", gt, enc)
+	}
+	want := streamWant([]string{"Express"}, "held", "sse", 20, "ended")
+	want.Method = "GET"
+	want.Checks[0].Encoding = "br"
+	want.Checks[0].Fix = productFix(t, "Express", problemCompression)
+	want.Checks[1] = Finding{Name: "compression", Verdict: "holding", Encoding: "br", Fix: productFix(t, "Express", problemCompression)}
+	if diff := cmp.Diff(want, rep, streamVerdicts); diff != "" {
+		t.Errorf("report (-want +got):\n%s", diff)
+	}
+	if code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+}
