@@ -87,7 +87,7 @@ func TestVerdicts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			small := probeResult{response: response{reading: reading{arrivals: tt.small}}}
-			got := bufferingFinding(small, small, probeResult{response: response{reading: reading{arrivals: tt.padded}}}, false)
+			got := bufferingFinding(small, small, probeResult{response: response{reading: reading{arrivals: tt.padded}}}, false, false)
 			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(Finding{})); diff != "" {
 				t.Errorf("finding (-want +got):\n%s", diff)
 			}
@@ -255,7 +255,7 @@ func TestCompressionVerdicts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, compressionFinding(tt.in, plain), cmp.AllowUnexported(Finding{})); diff != "" {
+			if diff := cmp.Diff(tt.want, compressionFinding(tt.in, plain, probeResult{}, 0, false), cmp.AllowUnexported(Finding{})); diff != "" {
 				t.Errorf("finding (-want +got):\n%s", diff)
 			}
 		})
@@ -318,7 +318,7 @@ func TestAccelFixesNeverSuggestTheHeader(t *testing.T) {
 		software = append(software, []string{p.name})
 	}
 	for _, sw := range software {
-		held := accelFinding(probeResult{}, synthetic("events", 40, 50*ms, func(int) time.Duration { return 2 * time.Second }), probeResult{}, true)
+		held := accelFinding(probeResult{}, synthetic("events", 40, 50*ms, func(int) time.Duration { return 2 * time.Second }), probeResult{}, true, false)
 		if fix := fixFor(held.problem, sw, held.Fix); strings.Contains(fix, "send X-Accel-Buffering") {
 			t.Errorf("behind %v, held events that carry the header get the fix %q", sw, fix)
 		}

@@ -42,6 +42,11 @@ type probe struct {
 	body    string
 	takes   time.Duration // how long the stream lasts at the server
 	endless bool          // read it for takes, then stop: not an error
+	accept  string        // the Accept header; "": text/event-stream, as EventSource sends it
+	lines   bool          // read a text body as lines, not as the chunks reads give
+	// A probe of a newer route or parameter: a refusal (an older
+	// tickstream's 400) is its finding's to report, not the battery's end.
+	optional bool
 }
 
 func (p probe) String() string { return p.method + " " + p.target }
@@ -66,6 +71,17 @@ var (
 	postProbe    = probe{name: "POST burst, as a browser's fetch asks", method: "POST", target: "/stream/fast",
 		ask:  http.Header{"Accept-Encoding": {browserEncodings}, "Content-Type": {"application/json"}},
 		body: `{"count":40}`, takes: 2 * time.Second}
+	// The burst as NDJSON and as plain text, as a browser's fetch asks for
+	// them: paths that treat text/event-stream specially pass these
+	// otherwise.
+	ndjsonProbe = probe{name: "NDJSON burst, as a browser's fetch asks", method: "GET", target: "/stream/fast?format=ndjson&count=40",
+		ask: browser, accept: "*/*", takes: 2 * time.Second, optional: true}
+	textProbe = probe{name: "text burst, as a browser's fetch asks", method: "GET", target: "/stream/fast?format=text&count=40",
+		ask: browser, accept: "*/*", lines: true, takes: 2 * time.Second, optional: true}
+	// Small events, a few a second: a compressor that waits for a minimum
+	// size (Traefik's 1 KiB) holds the first of them for seconds.
+	quietProbe = probe{name: "quiet small events, as a browser asks", method: "GET", target: "/events?interval=200ms&count=15&heartbeat=0",
+		ask: browser, takes: 3 * time.Second}
 	idleTarget = "/events?interval=1h&heartbeat=0"
 	// An event a second, no heartbeats: a stream that is never idle, for -duration.
 	busyTarget = "/events?interval=1s&heartbeat=0"
@@ -109,12 +125,14 @@ func (c *checker) run(ctx context.Context) (Report, error) {
 		return Report{}, err
 	}
 	held := heldToEnd(res.fast, res.padded, res.endless)
+	threshold, hasThreshold := compressorThreshold(res.quiet)
 	findings := []Finding{
-		bufferingFinding(res.fast, res.fastBrowser, res.padded, held),
-		accelFinding(res.fast, res.accelBrowser, res.accel, held),
-		compressionFinding(res.tail, res.accel),
+		bufferingFinding(res.fast, res.fastBrowser, res.padded, held, hasThreshold),
+		accelFinding(res.fast, res.accelBrowser, res.accel, held, hasThreshold),
+		compressionFinding(res.tail, res.accel, res.quiet, threshold, hasThreshold),
+		formatsFinding(res.fastBrowser, res.ndjson, res.text),
 		latencyFinding(rtt, clk, res.all(), res.accelBrowser),
-		postFinding(res.post, res.fastBrowser),
+		postFinding(res.post, res.fastBrowser, res.fast, hasThreshold),
 		resumeFinding(res.resumed),
 		tickstreamHeaders(res.fast.header, res.fast.proto),
 		protocolFinding(res.fast.proto, res.fast.tls),
@@ -232,7 +250,7 @@ func (c *checker) clock(ctx context.Context) (clockEstimate, error) {
 
 // batteryResults are the battery's probes as the client got them.
 type batteryResults struct {
-	fast, fastBrowser, padded, accel, accelBrowser, tail, endless, resumed, post probeResult
+	fast, fastBrowser, padded, accel, accelBrowser, tail, endless, resumed, post, ndjson, text, quiet probeResult
 }
 
 // slots pairs each probe of the battery with where its result goes.
@@ -247,6 +265,7 @@ func (b *batteryResults) slots() []struct {
 		{fastProbe, &b.fast}, {fastBrowser, &b.fastBrowser}, {paddedProbe, &b.padded},
 		{accelProbe, &b.accel}, {accelBrowser, &b.accelBrowser}, {tailProbe, &b.tail},
 		{endlessProbe, &b.endless}, {resumeProbe, &b.resumed}, {postProbe, &b.post},
+		{ndjsonProbe, &b.ndjson}, {textProbe, &b.text}, {quietProbe, &b.quiet},
 	}
 }
 
@@ -282,7 +301,11 @@ func (c *checker) stream(ctx context.Context, p probe) (probeResult, error) {
 	if p.endless {
 		limit = p.takes
 	}
-	req := request{method: p.method, url: c.base + p.target, header: http.Header{"Accept": {sse.ContentType}}}
+	accept := p.accept
+	if accept == "" {
+		accept = sse.ContentType
+	}
+	req := request{method: p.method, url: c.base + p.target, header: http.Header{"Accept": {accept}}, lines: p.lines}
 	for k, v := range p.ask {
 		req.header[k] = v
 	}
@@ -297,8 +320,8 @@ func (c *checker) stream(ctx context.Context, p probe) (probeResult, error) {
 	case err == nil:
 		return r, nil
 	case errors.As(err, &status):
-		if p.method == http.MethodPost {
-			return r, nil // postFinding says what the path did with it
+		if p.method == http.MethodPost || p.optional {
+			return r, nil // postFinding and formatsFinding say what the path did with it
 		}
 		return r, fmt.Errorf("%w: %s %s%s %v", errNotTickstream, p.method, c.base, p.target, status)
 	case errors.As(err, &lim):

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tickstream/tickstream/handler"
@@ -59,8 +61,9 @@ func timedFinding(name string, r probeResult) (f Finding, t timing, final bool) 
 
 // bufferingFinding judges /stream/fast, which sends no X-Accel-Buffering,
 // as a browser gets it, and finds the kind and size of a buffer from the
-// padded burst.
-func bufferingFinding(plain, browser, padded probeResult, held bool) Finding {
+// padded burst. A hold that only the compressed read shows is the
+// compressor's (one with a minimum size if threshold), and gets its fix.
+func bufferingFinding(plain, browser, padded probeResult, held, threshold bool) Finding {
 	f, t, final := timedFinding("buffering", browser)
 	if final {
 		return f
@@ -73,6 +76,9 @@ func bufferingFinding(plain, browser, padded probeResult, held bool) Finding {
 		return f
 	}
 	f.Fix, f.problem = fixBuffering, problemBuffering
+	if blameCompressor(&f, browser, plain, threshold) {
+		return f
+	}
 	if kind, ok := classifyBuffer(analyze(plain.arrivals), analyze(padded.arrivals)); ok && !held {
 		f.Detail += "; " + kind.describe()
 		f.BlockBytes = kind.blockBytes
@@ -83,7 +89,7 @@ func bufferingFinding(plain, browser, padded probeResult, held bool) Finding {
 
 // accelFinding judges /events, which sends X-Accel-Buffering: no, as a
 // browser gets it.
-func accelFinding(fast, browser, plain probeResult, held bool) Finding {
+func accelFinding(fast, browser, plain probeResult, held, threshold bool) Finding {
 	f, t, final := timedFinding("accel", browser)
 	if final {
 		return f
@@ -98,6 +104,7 @@ func accelFinding(fast, browser, plain probeResult, held bool) Finding {
 		f.Detail += "; the path honours X-Accel-Buffering: no (as nginx does), which tickstream's /events sends"
 	case f.OK:
 		f.Detail += "; the path does not buffer, so X-Accel-Buffering: no is not needed"
+	case blameCompressor(&f, browser, plain, threshold):
 	default:
 		f.Detail += "; the path holds events even with X-Accel-Buffering: no, so the header cannot fix it"
 		f.Fix, f.problem = fixBuffering, problemAccel
@@ -110,8 +117,23 @@ func accelFinding(fast, browser, plain probeResult, held bool) Finding {
 // compressed or not, and whether compression holds events. plain, the same
 // route read without compression, gives the path's own delay, so that what
 // compression adds shows.
-func compressionFinding(r, plain probeResult) Finding {
+//
+// A compressor that holds a response until it reaches a minimum size shows
+// on the quiet stream of small events (threshold, from
+// compressorThreshold): its first events wait for the size, the rest come
+// live.
+func compressionFinding(r, plain, quiet probeResult, threshold int, hasThreshold bool) Finding {
 	f := Finding{Name: "compression", OK: true, Encoding: r.encoding}
+	if hasThreshold {
+		t := analyze(quiet.arrivals)
+		f.Verdict, f.OK, f.Encoding, f.ThresholdBytes = "threshold", false, quiet.encoding, threshold
+		f.MaxHoldMs = millis(t.maxHold)
+		f.Detail = fmt.Sprintf("%s: a quiet stream's first %d events (%d bytes) arrived together, the first held %v, and the rest one by one: "+
+			"the compressor sends nothing until a response reaches a minimum size (at most %d bytes)",
+			quiet.encoding, t.releases[0].events, threshold, roundMs(t.maxHold), threshold)
+		f.Fix, f.problem = fixThreshold, problemThreshold
+		return f
+	}
 	if r.undecodable != nil {
 		f.Verdict, f.OK = "unreadable", false
 		f.Detail = r.undecodable.Error() + ", so the events cannot be timed (and a browser may not read them either)"
@@ -200,7 +222,7 @@ func latencyFinding(rtt time.Duration, clk clockEstimate, results []probeResult,
 
 // postFinding judges a POST-answered stream (as LLM token streams and MCP's
 // Streamable HTTP are) against the same burst asked for with GET.
-func postFinding(post, get probeResult) Finding {
+func postFinding(post, get, plainGet probeResult, threshold bool) Finding {
 	if post.status != http.StatusOK {
 		return Finding{Name: "post", Verdict: "refused", Encoding: post.encoding,
 			Detail: fmt.Sprintf("%s answered %d %s: POST-answered streams do not pass (or the server is a tickstream older than POST streams)",
@@ -214,10 +236,27 @@ func postFinding(post, get probeResult) Finding {
 	if g := analyze(get.arrivals).verdict(); g != f.Verdict {
 		f.Detail += fmt.Sprintf("; the same burst asked for with GET arrives %s: the path treats POST differently", g)
 	}
-	if !f.OK {
+	if !f.OK && !blameCompressor(&f, post, plainGet, threshold) {
 		f.Fix, f.problem = fixBuffering, problemBuffering
 	}
 	return f
+}
+
+// blameCompressor gives f, the finding of a stream that browser, a
+// compressed read, got held, the compressor's fix when plain, the same
+// stream read uncompressed, came live: then it is not a buffer that holds
+// it. threshold says the compressor waits for a minimum size. It reports
+// whether it did.
+func blameCompressor(f *Finding, browser, plain probeResult, threshold bool) bool {
+	if !compressed(browser.encoding) || len(plain.arrivals) == 0 || analyze(plain.arrivals).verdict() != "live" {
+		return false
+	}
+	f.Detail += "; uncompressed, it comes live, so it is the compressor that holds it (see compression)"
+	f.Fix, f.problem = fixCompression, problemCompression
+	if threshold {
+		f.Fix, f.problem = fixThreshold, problemThreshold
+	}
+	return true
 }
 
 // resumeFinding judges whether Last-Event-ID reached the server.
@@ -318,4 +357,96 @@ func endFinding(r reading) Finding {
 		f.Detail = fmt.Sprintf("the response ended %v after its last event", short(r.endAt-r.doneAt))
 	}
 	return f
+}
+
+// compressed reports whether encoding is a compression.
+func compressed(encoding string) bool { return encoding != "" && encoding != "identity" }
+
+// compressorThreshold finds, in the quiet stream of small events as a
+// browser got it, a compressor that waits for a minimum size: the stream
+// was compressed, its first release held at least minRun events, and every
+// later one came on its own (two at most, for scheduling noise), at least
+// twice. It returns how many bytes the first release held: the threshold,
+// to within an event.
+func compressorThreshold(quiet probeResult) (int, bool) {
+	if !compressed(quiet.encoding) || quiet.undecodable != nil {
+		return 0, false
+	}
+	t := analyze(quiet.arrivals)
+	if len(t.releases) < 3 || t.releases[0].events < minRun || t.maxHold < liveHold {
+		return 0, false
+	}
+	for _, r := range t.releases[1:] {
+		if r.events > 2 {
+			return 0, false
+		}
+	}
+	return t.releases[0].bytes, true
+}
+
+// fixFormats is the fix for a path that passes other streams otherwise
+// than event streams.
+const fixFormats = "the path treats text/event-stream specially: give your stream's type the settings event streams have " +
+	"(no response buffering; no compression, or a flush after every record), or serve the stream as text/event-stream"
+
+// formatsFinding judges the burst as NDJSON and as plain text beside the
+// same burst as an event stream, each read as a browser's fetch reads it:
+// a path that passes one live and not the other treats text/event-stream
+// specially (cloudflared flushed only event streams; compression rules
+// list text/plain and JSON types). A tickstream that does not serve
+// ?format= (an older one) leaves them untried.
+func formatsFinding(events, ndjson, text probeResult) Finding {
+	f := Finding{Name: "formats", Verdict: "same", OK: true}
+	if ndjson.status != http.StatusOK || text.status != http.StatusOK {
+		f.Verdict = "untried"
+		f.Detail = fmt.Sprintf("the server answered ?format= with %d and %d: a tickstream older than ?format= cannot show how the path passes NDJSON and text", ndjson.status, text.status)
+		return f
+	}
+	sseLive := deliveryVerdict(events) == "live"
+	var seen, differ []string
+	problem := problemBuffering
+	for i, r := range []probeResult{events, ndjson, text} {
+		v := deliveryVerdict(r)
+		live := v == "live"
+		if compressed(r.encoding) {
+			v += " (" + r.encoding + ")"
+		}
+		seen = append(seen, mediaType(r.header)+" "+v)
+		if i > 0 && live != sseLive {
+			differ = append(differ, mediaType(r.header))
+			if compressed(r.encoding) && !compressed(events.encoding) {
+				problem = problemCompression
+			}
+		}
+	}
+	f.Detail = strings.Join(seen, ", ")
+	if len(differ) == 0 {
+		f.Detail += "; the path passes them alike"
+		return f
+	}
+	f.Verdict, f.OK = "differ", false
+	f.Detail += fmt.Sprintf("; the path passes %s otherwise than text/event-stream", strings.Join(differ, " and "))
+	f.Fix, f.problem = fixFormats, problem
+	return f
+}
+
+// deliveryVerdict is how a burst reached the client: broken (no record),
+// unreadable, or its timing's verdict.
+func deliveryVerdict(r probeResult) string {
+	switch {
+	case r.undecodable != nil:
+		return "unreadable"
+	case len(r.arrivals) == 0:
+		return "broken"
+	}
+	return analyze(r.arrivals).verdict()
+}
+
+// mediaType is h's Content-Type without its parameters.
+func mediaType(h http.Header) string {
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		return fmt.Sprintf("%q", h.Get("Content-Type"))
+	}
+	return mt
 }

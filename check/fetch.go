@@ -21,6 +21,7 @@ type request struct {
 	url    string
 	header http.Header
 	body   []byte
+	lines  bool // read a text body's records as lines, not chunks
 }
 
 // A response is one response as the client got it: its head, and its body's
@@ -121,7 +122,11 @@ func fetch(ctx context.Context, client *http.Client, req request, limit time.Dur
 		r.undecodable = err
 		return r, nil
 	}
-	capt := readBody(resp.Body, start, dec == nil && r.format != formatText)
+	records := r.format
+	if records == formatText && req.lines {
+		records = formatNDJSON // one record a line, as NDJSON's
+	}
+	capt := readBody(resp.Body, start, dec == nil && records != formatText)
 	r.bodyBytes = len(capt.raw)
 	if len(capt.marks) > 0 {
 		r.firstByteAt = capt.marks[0].at
@@ -151,7 +156,7 @@ func fetch(ctx context.Context, client *http.Client, req request, limit time.Dur
 			return r, err
 		}
 	}
-	events, unfinished, err := parseRecords(r.format, text, capt, dec)
+	events, unfinished, err := parseRecords(records, text, capt, dec)
 	if err != nil {
 		return r, err
 	}

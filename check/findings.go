@@ -51,6 +51,7 @@ type Finding struct {
 	BlockBytes     int    `json:"block_bytes,omitempty"`
 	ReleaseEveryMs int64  `json:"release_every_ms,omitempty"`
 	CutAfterMs     int64  `json:"cut_after_ms,omitempty"`
+	ThresholdBytes int    `json:"threshold_bytes,omitempty"` // compression: the minimum size a compressor waits for
 	Encoding       string `json:"encoding,omitempty"`
 	// Stream mode's delivery finding: the stream's format, how many records
 	// were read, when the first byte and record came, and, with -compare,

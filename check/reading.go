@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -26,18 +27,7 @@ func newReading(events []event, c capture, start time.Time) reading {
 			rd.doneAt = e.at
 			continue
 		}
-		// /stream/fast stamps "ts", /events "timestamp".
-		var stamp struct {
-			TS        time.Time `json:"ts"`
-			Timestamp time.Time `json:"timestamp"`
-		}
-		if json.Unmarshal([]byte(e.data), &stamp) != nil {
-			continue
-		}
-		sent := stamp.TS
-		if sent.IsZero() {
-			sent = stamp.Timestamp
-		}
+		sent := sentAt(e.data)
 		if sent.IsZero() {
 			continue
 		}
@@ -54,4 +44,27 @@ func (rd reading) firstAt() (time.Duration, bool) {
 		return 0, false
 	}
 	return rd.arrivals[0].at, true
+}
+
+// sentAt returns when tickstream sent a record with data, or the zero time
+// if data does not say: /stream/fast stamps "ts", /events "timestamp", and
+// their text lines end with " at " and the time.
+func sentAt(data string) time.Time {
+	var stamp struct {
+		TS        time.Time `json:"ts"`
+		Timestamp time.Time `json:"timestamp"`
+	}
+	if json.Unmarshal([]byte(data), &stamp) == nil {
+		if stamp.TS.IsZero() {
+			return stamp.Timestamp
+		}
+		return stamp.TS
+	}
+	_, rest, ok := strings.Cut(data, " at ")
+	if !ok {
+		return time.Time{}
+	}
+	ts, _, _ := strings.Cut(rest, " ") // a padded line goes on after it
+	stamp.TS, _ = time.Parse(time.RFC3339Nano, ts)
+	return stamp.TS
 }

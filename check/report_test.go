@@ -47,6 +47,12 @@ func TestTimelineSVG(t *testing.T) {
 	}
 }
 
+// ofType is r answered 200 with Content-Type ct.
+func ofType(r probeResult, ct string) probeResult {
+	r.status, r.header = http.StatusOK, http.Header{"Content-Type": {ct}}
+	return r
+}
+
 // syntheticReport is a report with every finding and figure, as -json and
 // -report write it.
 func syntheticReport() Report {
@@ -56,11 +62,12 @@ func syntheticReport() Report {
 	tail.encoding = "gzip"
 	tail.start = t0
 	findings := []Finding{
-		bufferingFinding(plain, browser, shapes[1], false),
-		accelFinding(plain, browser, plain, false),
-		compressionFinding(tail, plain),
+		bufferingFinding(plain, browser, shapes[1], false, false),
+		accelFinding(plain, browser, plain, false, false),
+		compressionFinding(tail, plain, probeResult{}, 0, false),
+		formatsFinding(ofType(browser, "text/event-stream"), ofType(shapes[1], "application/x-ndjson"), ofType(browser, "text/plain; charset=utf-8")),
 		latencyFinding(300*time.Microsecond, clk, shapes, shapes[3]),
-		postFinding(probeResult{probe: postProbe, response: response{status: 405}}, browser),
+		postFinding(probeResult{probe: postProbe, response: response{status: 405}}, browser, plain, false),
 		resumeFinding(probeResult{response: response{reading: reading{ids: []string{"42"}}}}),
 		tickstreamHeaders(map[string][]string{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}}, "HTTP/2"),
 		protocolFinding("HTTP/2", true),

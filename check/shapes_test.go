@@ -1,0 +1,214 @@
+package main
+
+import (
+	"compress/gzip"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// relay serves a reverse proxy of upstream (a base URL) that copies each
+// response's status and headers and hands its body to pass, with the
+// client's request and the ResponseWriter. It asks upstream for no
+// compression, as proxies that compress themselves do.
+func relay(t *testing.T, upstream string, pass func(w http.ResponseWriter, r *http.Request, resp *http.Response)) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, upstream+r.URL.RequestURI(), r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		req.Header = r.Header.Clone()
+		req.Header.Set("Accept-Encoding", "identity")
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for name, vs := range resp.Header {
+			w.Header()[name] = vs
+		}
+		pass(w, r, resp)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// relayEachRead writes each read of body to w and flushes it, as a proxy
+// that does not buffer does. It ends at the body's end or the first error.
+func relayEachRead(w io.Writer, body io.Reader, flush func()) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// minSizeCompressor relays upstream as Traefik's compress middleware does
+// with its default minResponseBodyBytes, 1024: for a client that accepts
+// gzip, it holds the response, head and body, until the body reaches
+// minSize bytes (or ends), then gzips it and all that follows, flushing
+// with every read from upstream. Traefik is not packaged by Debian, so
+// this relay stands in for it, behaving as its documentation and the
+// issue threads describe.
+func minSizeCompressor(t *testing.T, upstream string, minSize int) string {
+	return relay(t, upstream, func(w http.ResponseWriter, r *http.Request, resp *http.Response) {
+		flush := func() { http.NewResponseController(w).Flush() } //nolint:errcheck // the client's to see
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.WriteHeader(resp.StatusCode)
+			relayEachRead(w, resp.Body, flush)
+			return
+		}
+		var held []byte
+		buf := make([]byte, 32<<10)
+		var gz *gzip.Writer
+		for {
+			n, err := resp.Body.Read(buf)
+			switch {
+			case gz == nil && len(held)+n >= minSize:
+				w.Header().Del("Content-Length")
+				w.Header().Set("Content-Encoding", "gzip")
+				w.Header().Add("Vary", "Accept-Encoding")
+				w.WriteHeader(resp.StatusCode)
+				gz = gzip.NewWriter(w)
+				gz.Write(append(held, buf[:n]...)) //nolint:errcheck // to the client
+				gz.Flush()                         //nolint:errcheck
+				flush()
+			case gz == nil:
+				held = append(held, buf[:n]...)
+			case n > 0:
+				gz.Write(buf[:n]) //nolint:errcheck // to the client
+				gz.Flush()        //nolint:errcheck
+				flush()
+			}
+			if err != nil {
+				break
+			}
+		}
+		if gz == nil { // under the minimum: sent as it came
+			w.WriteHeader(resp.StatusCode)
+			w.Write(held) //nolint:errcheck // to the client
+			return
+		}
+		gz.Close() //nolint:errcheck // to the client
+	})
+}
+
+// eventStreamFlusher relays upstream as older cloudflared did: event
+// streams flushed as they come, every other response held to its end.
+func eventStreamFlusher(t *testing.T, upstream string) string {
+	return relay(t, upstream, func(w http.ResponseWriter, r *http.Request, resp *http.Response) {
+		w.WriteHeader(resp.StatusCode)
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/event-stream" {
+			relayEachRead(w, resp.Body, func() { http.NewResponseController(w).Flush() }) //nolint:errcheck // the client's to see
+			return
+		}
+		io.Copy(w, resp.Body) //nolint:errcheck // to the client
+	})
+}
+
+// typeCompressor relays upstream as a compression rule that lists
+// text/plain and JSON types does (Envoy's compressor defaults; CDN rules):
+// those gzipped, with no flush but the compressor's own, for a client that
+// accepts gzip; event streams, not listed, flushed as they come.
+func typeCompressor(t *testing.T, upstream string) string {
+	listed := []string{"text/plain", "application/json", "application/x-ndjson"}
+	return relay(t, upstream, func(w http.ResponseWriter, r *http.Request, resp *http.Response) {
+		flush := func() { http.NewResponseController(w).Flush() } //nolint:errcheck // the client's to see
+		mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") || !strings.Contains(strings.Join(listed, " "), mt) || mt == "" {
+			w.WriteHeader(resp.StatusCode)
+			relayEachRead(w, resp.Body, flush)
+			return
+		}
+		w.Header().Del("Content-Length")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(resp.StatusCode)
+		gz := gzip.NewWriter(w)
+		relayEachRead(gz, resp.Body, flush) // gzip keeps what it has not emitted
+		gz.Close()                          //nolint:errcheck // to the client
+	})
+}
+
+// shapeFields are what TestStreamShapes compares of the findings it
+// looks at: whether each passes, its fix, and the verdicts of compression
+// and formats (the others' verdicts, batched or buffered, are timing).
+var shapeFields = cmp.Options{
+	cmpopts.IgnoreFields(Finding{}, "Detail", "MaxHoldMs", "BlockBytes", "ReleaseEveryMs", "Encoding", "ThresholdBytes"),
+	cmpopts.IgnoreUnexported(Finding{}),
+	cmp.Transformer("timing", func(f Finding) Finding {
+		if f.Name != "compression" && f.Name != "formats" {
+			f.Verdict = ""
+		}
+		return f
+	}),
+}
+
+// shapeFindings returns rep's buffering, accel, compression, formats and
+// post findings, for comparing whole.
+func shapeFindings(rep Report) []Finding {
+	var out []Finding
+	for _, name := range []string{"buffering", "accel", "compression", "formats", "post"} {
+		out = append(out, finding(rep, name))
+	}
+	return out
+}
+
+// TestStreamShapes runs the battery through paths that pass streams by
+// their shape: a compressor with a minimum size (compression says
+// threshold, and the holds it causes get its fix, not a buffer's); a relay
+// that flushes only event streams, and one that compresses only text and
+// JSON types (formats says which types differ).
+func TestStreamShapes(t *testing.T) {
+	up := upstream(t)
+	live := func(name string) Finding { return Finding{Name: name, OK: true} }
+	formatsDiffer := Finding{Name: "formats", Verdict: "differ", Fix: fixFormats}
+	type shapeCase struct {
+		name string
+		url  string
+		want []Finding
+	}
+	cases := []shapeCase{
+		{"a compressor with a 1 KiB minimum size", minSizeCompressor(t, up, 1024), []Finding{
+			{Name: "buffering", Fix: fixThreshold},
+			{Name: "accel", Fix: fixThreshold},
+			{Name: "compression", Verdict: "threshold", Fix: fixThreshold},
+			{Name: "formats", Verdict: "same", OK: true},
+			{Name: "post", Fix: fixThreshold},
+		}},
+		{"a relay that flushes event streams only", eventStreamFlusher(t, up), []Finding{
+			live("buffering"), live("accel"), {Name: "compression", Verdict: "none", OK: true}, formatsDiffer, live("post"),
+		}},
+		{"a compressor of text and JSON types", typeCompressor(t, up), []Finding{
+			live("buffering"), live("accel"), {Name: "compression", Verdict: "none", OK: true}, formatsDiffer, live("post"),
+		}},
+	}
+	runAtOnce(t, len(cases), cases, func(c shapeCase) string { return c.name }, func(t *testing.T, c shapeCase) {
+		rep, code := checkJSON(t, c.url)
+		if diff := cmp.Diff(c.want, shapeFindings(rep), shapeFields); diff != "" {
+			t.Errorf("findings (-want +got):\n%s", diff)
+		}
+		if code != 1 {
+			t.Errorf("exit status %d, want 1", code)
+		}
+		if f := finding(rep, "compression"); f.Verdict == "threshold" && (f.ThresholdBytes < 1024 || f.ThresholdBytes > 1024+200) {
+			t.Errorf("threshold_bytes %d, want the 1024 the relay waits for, to within an event", f.ThresholdBytes)
+		}
+	})
+}
