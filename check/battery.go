@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,12 +90,13 @@ var (
 
 // A checker runs the battery against one tickstream base URL.
 type checker struct {
-	base     string // without a trailing slash
-	client   *http.Client
-	proxy    string        // the forward proxy the client uses, or "direct"
-	idle     time.Duration // how long to wait for the path to cut a silent stream; 0: skip
-	duration time.Duration // how long to hold a busy stream, to find a cap; 0: skip
-	limits   limits
+	base      string // without a trailing slash
+	client    *http.Client
+	tlsConfig *tls.Config   // the client's, for the HTTP/3 client Alt-Svc calls for
+	proxy     string        // the forward proxy the client uses, or "direct"
+	idle      time.Duration // how long to wait for the path to cut a silent stream; 0: skip
+	duration  time.Duration // how long to hold a busy stream, to find a cap; 0: skip
+	limits    limits
 }
 
 // A probeResult is one probe as the client got it.
@@ -124,6 +126,7 @@ func (c *checker) run(ctx context.Context) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	h3 := c.readH3(ctx, res.fast.header)
 	held := heldToEnd(res.fast, res.padded, res.endless)
 	threshold, hasThreshold := compressorThreshold(res.quiet)
 	findings := []Finding{
@@ -135,7 +138,7 @@ func (c *checker) run(ctx context.Context) (Report, error) {
 		postFinding(res.post, res.fastBrowser, res.fast, hasThreshold),
 		resumeFinding(res.resumed),
 		tickstreamHeaders(res.fast.header, res.fast.proto),
-		protocolFinding(res.fast.proto, res.fast.tls),
+		protocolFinding(res.fast.proto, res.fast.tls, h3, res.fastBrowser),
 	}
 	long, err := c.longStreams(ctx)
 	if err != nil {
@@ -149,6 +152,9 @@ func (c *checker) run(ctx context.Context) (Report, error) {
 	}
 	findings = append(findings, endFinding(res.fast.reading))
 	rep := Report{Mode: "tickstream", URL: c.base, Proxy: c.proxy, OK: true, Checks: findings, probes: res.all(), clock: clk}
+	if h3.result.status != 0 {
+		rep.probes = append(rep.probes, h3.result)
+	}
 	rep.Software = identify(rep.probes)
 	rep.settle()
 	return rep, nil

@@ -389,6 +389,10 @@ func compressorThreshold(quiet probeResult) (int, bool) {
 const fixFormats = "the path treats text/event-stream specially: give your stream's type the settings event streams have " +
 	"(no response buffering; no compression, or a flush after every record), or serve the stream as text/event-stream"
 
+// fixFormatsSSE is the fix for a path that holds event streams where it
+// passes other streams live.
+const fixFormatsSSE = "the path holds event streams where it passes other types live: fix what it does to text/event-stream (see buffering and compression)"
+
 // formatsFinding judges the burst as NDJSON and as plain text beside the
 // same burst as an event stream, each read as a browser's fetch reads it:
 // a path that passes one live and not the other treats text/event-stream
@@ -414,7 +418,7 @@ func formatsFinding(events, ndjson, text probeResult) Finding {
 		seen = append(seen, mediaType(r.header)+" "+v)
 		if i > 0 && live != sseLive {
 			differ = append(differ, mediaType(r.header))
-			if compressed(r.encoding) && !compressed(events.encoding) {
+			if compressed(r.encoding) != compressed(events.encoding) {
 				problem = problemCompression
 			}
 		}
@@ -427,6 +431,9 @@ func formatsFinding(events, ndjson, text probeResult) Finding {
 	f.Verdict, f.OK = "differ", false
 	f.Detail += fmt.Sprintf("; the path passes %s otherwise than text/event-stream", strings.Join(differ, " and "))
 	f.Fix, f.problem = fixFormats, problem
+	if !sseLive {
+		f.Fix = fixFormatsSSE
+	}
 	return f
 }
 

@@ -54,6 +54,7 @@ func want(url string, software []string, changed ...Finding) Report {
 		{Name: "buffering", Verdict: "live"},
 		{Name: "accel", Verdict: "live"},
 		{Name: "compression", Verdict: "none"},
+		{Name: "formats", Verdict: "same"},
 		{Name: "latency", Verdict: "(timing)"},
 		{Name: "post", Verdict: "live"},
 		{Name: "resume", Verdict: "passed"},
@@ -325,6 +326,7 @@ func otherProxies(t *testing.T, host string) []pathCase {
 			{Name: "buffering", Verdict: "held", Encoding: "gzip", Fix: fix("Varnish", problemBuffering)},
 			{Name: "accel", Verdict: "held", Encoding: "gzip", Fix: fix("Varnish", problemBuffering)},
 			{Name: "compression", Verdict: "holding", Encoding: "gzip", Fix: fix("Varnish", problemCompression)},
+			{Name: "formats", Verdict: "differ", Fix: fix("Varnish", problemCompression)}, // only event streams are gzipped
 			{Name: "post", Verdict: "buffered", Encoding: "gzip", Fix: fix("Varnish", problemBuffering)},
 		}},
 		{name: "Varnish, do_gzip and the fix's VCL", url: func(t *testing.T) string {

@@ -65,24 +65,13 @@ func newClient(base string, o options) (*http.Client, string, error) {
 		MaxResponseHeaderBytes: 64 << 10,
 		DisableCompression:     true,
 		IdleConnTimeout:        30 * time.Second,
-		TLSClientConfig:        &tls.Config{InsecureSkipVerify: o.insecure}, //nolint:gosec // only with -insecure
 	}
 	if o.stream {
 		tr.ResponseHeaderTimeout = 0
 	}
-	if o.caCert != "" {
-		pem, err := os.ReadFile(o.caCert)
-		if err != nil {
-			return nil, "", fmt.Errorf("-cacert: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, "", fmt.Errorf("-cacert %s: no PEM certificate in it", o.caCert)
-		}
-		tr.TLSClientConfig.RootCAs = pool
+	var err error
+	if tr.TLSClientConfig, err = clientTLS(o); err != nil {
+		return nil, "", err
 	}
 	proxy := "direct"
 	if o.proxy != "" {
@@ -107,6 +96,28 @@ func newClient(base string, o options) (*http.Client, string, error) {
 		return nil
 	}}
 	return client, proxy, nil
+}
+
+// clientTLS returns the TLS configuration of the check's clients: the
+// system's roots and -cacert's, or no verification with -insecure.
+func clientTLS(o options) (*tls.Config, error) {
+	conf := &tls.Config{InsecureSkipVerify: o.insecure} //nolint:gosec // only with -insecure
+	if o.caCert == "" {
+		return conf, nil
+	}
+	pem, err := os.ReadFile(o.caCert)
+	if err != nil {
+		return nil, fmt.Errorf("-cacert: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-cacert %s: no PEM certificate in it", o.caCert)
+	}
+	conf.RootCAs = pool
+	return conf, nil
 }
 
 // follow returns the base URL that /health redirects to, if it does (for
@@ -145,8 +156,11 @@ func describe(what string, err error, limit time.Duration) error {
 
 // protoName writes a protocol as people do: HTTP/2, not HTTP/2.0.
 func protoName(proto string) string {
-	if proto == "HTTP/2.0" {
+	switch proto {
+	case "HTTP/2.0":
 		return "HTTP/2"
+	case "HTTP/3.0":
+		return "HTTP/3"
 	}
 	return proto
 }

@@ -39,7 +39,7 @@ func TestHelpMatchesDocs(t *testing.T) {
 // files of both modes pin them) is in docs/check.md's table of them, and
 // nothing else is.
 func TestJSONFieldsInDocs(t *testing.T) {
-	fields := []string{"redirected_from", "release_every_ms", "block_bytes"} // set only by paths the goldens' reports have not
+	fields := []string{"redirected_from", "release_every_ms", "block_bytes", "threshold_bytes"} // set only by paths the goldens' reports have not
 	for _, golden := range []string{"testdata/report.json", "testdata/stream-report.json"} {
 		b, err := os.ReadFile(golden)
 		if err != nil {

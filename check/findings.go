@@ -53,6 +53,7 @@ type Finding struct {
 	CutAfterMs     int64  `json:"cut_after_ms,omitempty"`
 	ThresholdBytes int    `json:"threshold_bytes,omitempty"` // compression: the minimum size a compressor waits for
 	Encoding       string `json:"encoding,omitempty"`
+	HTTP3          string `json:"http3,omitempty"` // protocol: how the burst came over HTTP/3, where Alt-Svc offered it
 	// Stream mode's delivery finding: the stream's format, how many records
 	// were read, when the first byte and record came, and, with -compare,
 	// how much later each matched event came through the path.
@@ -132,20 +133,6 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
-}
-
-// protocolFinding says what protocol the client got.
-func protocolFinding(proto string, tls bool) Finding {
-	f := Finding{Name: "protocol", Verdict: proto, OK: true}
-	transport := "without TLS"
-	if tls {
-		transport = "over TLS"
-	}
-	f.Detail = proto + " " + transport
-	if strings.HasPrefix(proto, "HTTP/1") {
-		f.Detail += "; browsers open at most 6 HTTP/1.1 connections per origin, so a 7th open stream waits (HTTP/2 lifts that)"
-	}
-	return f
 }
 
 // tenths returns d in milliseconds, to a tenth of one.

@@ -36,6 +36,7 @@ const (
 	problemIdle        = "idle"        // an idle timeout cuts silent streams
 	problemCache       = "cache"       // a cache replays streams
 	problemCap         = "cap"         // a limit on a response's whole time cuts busy streams
+	problemH3          = "h3"          // HTTP/3 holds streams that TCP passes
 )
 
 // identify returns the names of the products the probes' responses show.

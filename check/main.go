@@ -175,7 +175,11 @@ func check(ctx context.Context, rawURL string, o options) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	c := &checker{base: base, client: client, proxy: proxy, idle: o.idle, duration: o.duration, limits: o.limits}
+	tlsConfig, err := clientTLS(o)
+	if err != nil {
+		return Report{}, err
+	}
+	c := &checker{base: base, client: client, tlsConfig: tlsConfig, proxy: proxy, idle: o.idle, duration: o.duration, limits: o.limits}
 	if o.follow {
 		if c.base, err = c.follow(ctx); err != nil {
 			return Report{}, err

@@ -224,6 +224,7 @@ var products = []product{
 		shows: func(h http.Header) bool { return serverIs(h, "caddy") },
 		fixes: map[string]string{
 			problemBuffering:   "flush_interval -1 in reverse_proxy",
+			problemH3:          "servers { protocols h1 h2 } in the global options, which stops offering HTTP/3",
 			problemCompression: "keep event streams out of encode with a match of the types to compress (encode gzip zstd { match { header Content-Type text/html* } }), or skip it for clients that ask for events (@notsse not header Accept *text/event-stream*, then encode @notsse gzip zstd); flush_interval -1 and Cache-Control: no-transform do not help",
 		},
 	},

@@ -53,6 +53,12 @@ func ofType(r probeResult, ct string) probeResult {
 	return r
 }
 
+// overH3 is r as read over HTTP/3.
+func overH3(r probeResult) probeResult {
+	r.proto, r.tls = "HTTP/3", true
+	return r
+}
+
 // syntheticReport is a report with every finding and figure, as -json and
 // -report write it.
 func syntheticReport() Report {
@@ -70,7 +76,7 @@ func syntheticReport() Report {
 		postFinding(probeResult{probe: postProbe, response: response{status: 405}}, browser, plain, false),
 		resumeFinding(probeResult{response: response{reading: reading{ids: []string{"42"}}}}),
 		tickstreamHeaders(map[string][]string{"Content-Type": {"text/event-stream"}, "Cache-Control": {"no-cache"}}, "HTTP/2"),
-		protocolFinding("HTTP/2", true),
+		protocolFinding("HTTP/2", true, h3Leg{entry: `h3=":443"`, result: overH3(browser)}, browser),
 		capFinding(reading{endAt: 2 * time.Minute, err: context.DeadlineExceeded}, 2*time.Minute),
 		idleFinding(reading{endAt: 60 * time.Second, ended: true}, 2*time.Minute, reading{endAt: 2 * time.Minute, err: context.DeadlineExceeded}, 2*time.Minute),
 		endFinding(reading{doneAt: 5 * time.Second, endAt: 5*time.Second + ms, ended: true}),
@@ -145,7 +151,7 @@ func syntheticStreamReport() Report {
 			deliveryFinding(reads, true),
 			streamCompression(reads.browser, reads.plain),
 			streamHeaders(reads.browser, req),
-			protocolFinding("HTTP/2", true),
+			protocolFinding("HTTP/2", true, h3Leg{}, probeResult{}),
 			streamEnd(reads.browser, 30*time.Second),
 		},
 		streams: []streamSeries{{name: "https://llm.example/v1/chat/completions", response: reads.browser}, {name: "http://origin.example:8000/v1/chat/completions", response: reads.compare}},

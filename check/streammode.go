@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ type streamCheck struct {
 	url, compare string
 	req          request // without url and Accept-Encoding
 	client       *http.Client
+	tlsConfig    *tls.Config // the client's, for the HTTP/3 client Alt-Svc calls for
 	proxy        string
 	limits       limits
 	capped       bool // -duration: read for limits.stream to find a cap, and say what was found
@@ -104,11 +106,12 @@ func (s *streamCheck) run(ctx context.Context) (Report, error) {
 	}
 	rep := Report{Mode: "stream", URL: s.url, Method: s.req.method, Compare: s.compare, Proxy: s.proxy, OK: true}
 	b := reads.browser
+	h3 := s.readH3(ctx, b.header)
 	rep.Checks = []Finding{
 		deliveryFinding(reads, s.compare != ""),
 		streamCompression(b, reads.plain),
 		streamHeaders(b, s.req),
-		protocolFinding(b.proto, b.tls),
+		protocolFinding(b.proto, b.tls, h3, probeResult{response: b}),
 		streamEnd(b, s.limits.stream),
 	}
 	if s.capped {
@@ -117,6 +120,9 @@ func (s *streamCheck) run(ctx context.Context) (Report, error) {
 	rep.streams = []streamSeries{{name: s.url, response: b}}
 	if s.compare != "" {
 		rep.streams = append(rep.streams, streamSeries{name: s.compare, response: reads.compare})
+	}
+	if h3.result.status != 0 {
+		rep.streams = append(rep.streams, streamSeries{name: s.url + " over HTTP/3", response: h3.result.response})
 	}
 	rep.Software = identifyHeaders(b.header)
 	rep.settle()
@@ -144,6 +150,22 @@ func (s *streamCheck) read(ctx context.Context) (streamReads, error) {
 	}
 	err := atOnce(ctx, all...) // before reads is read: the reads fill it
 	return reads, err
+}
+
+// readH3 reads the stream again, as a browser asks for it, over HTTP/3 if
+// header, the browser's read's, offers it in Alt-Svc: after the other
+// reads, so a server that answers each request anew answers once more.
+func (s *streamCheck) readH3(ctx context.Context, header http.Header) h3Leg {
+	return readOverH3(header, s.url, s.proxy, s.tlsConfig, s.limits.header, func(client *http.Client) (probeResult, error) {
+		h3s := *s
+		h3s.client = client
+		req := s.req
+		req.url = s.url
+		req.header = req.header.Clone()
+		req.header.Set("Accept-Encoding", browserEncodings)
+		r, err := h3s.fetch(ctx, req)
+		return probeResult{response: r}, err
+	})
 }
 
 // fetch reads one response for at most the stream limit: a stream that
@@ -418,7 +440,11 @@ func checkStream(ctx context.Context, rawURL string, o options) (Report, error) 
 	if err != nil {
 		return Report{}, err
 	}
-	s := &streamCheck{url: rawURL, compare: o.compare, req: req, client: client, proxy: proxy, limits: o.limits}
+	tlsConfig, err := clientTLS(o)
+	if err != nil {
+		return Report{}, err
+	}
+	s := &streamCheck{url: rawURL, compare: o.compare, req: req, client: client, tlsConfig: tlsConfig, proxy: proxy, limits: o.limits}
 	if o.duration > 0 {
 		s.limits.stream, s.capped = o.duration, true
 	}

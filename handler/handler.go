@@ -257,7 +257,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r2
 	}
 	_, pattern := h.mux.Handler(r)
-	refuseBody := r.ContentLength != 0 && !strings.HasPrefix(pattern, http.MethodPost+" ")
+	refuseBody := hasBody(r) && !strings.HasPrefix(pattern, http.MethodPost+" ")
 	if refuseBody {
 		leaveBodyUnread(w, r)
 	}
@@ -273,6 +273,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// hasBody reports whether r has a body, or may: over HTTP/3 the length of
+// a request without Content-Length is unknown until its stream ends (and
+// servers say -1 for every one of them, GETs too), so there only a body
+// that Content-Length announces counts.
+func hasBody(r *http.Request) bool {
+	if r.ProtoMajor == 3 {
+		return r.ContentLength > 0
+	}
+	return r.ContentLength != 0
 }
 
 // ConfigureServer prepares srv to serve h as tickstream's runner serves it:

@@ -547,6 +547,27 @@ func TestRequestBodyRefused(t *testing.T) {
 	}
 }
 
+// TestHTTP3GetWithUnknownLength: over HTTP/3 a GET's length is unknown
+// until its stream ends, and servers (quic-go's http3) give it
+// ContentLength -1 and a body; it is served, its body unread, while one
+// whose Content-Length announces a body is refused as over TCP.
+func TestHTTP3GetWithUnknownLength(t *testing.T) {
+	for _, tt := range []struct {
+		length int64
+		status int
+	}{{-1, 200}, {5, 400}} {
+		req := httptest.NewRequest("GET", "/health", nil)
+		req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/3.0", 3, 0
+		body := &readCounter{Reader: strings.NewReader("hello")}
+		req.Body, req.ContentLength = body, tt.length
+		rec := httptest.NewRecorder()
+		handler.New().ServeHTTP(rec, req)
+		if rec.Code != tt.status || body.n != 0 {
+			t.Errorf("HTTP/3 GET /health with ContentLength %d: %d, %d body bytes read; want %d, none read", tt.length, rec.Code, body.n, tt.status)
+		}
+	}
+}
+
 // readCounter counts the bytes read from it.
 type readCounter struct {
 	io.Reader

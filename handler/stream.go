@@ -113,6 +113,12 @@ func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, format str
 	}
 	if head {
 		w.WriteHeader(http.StatusOK)
+		if r.ProtoMajor == 3 {
+			// quic-go's HTTP/3 server gives a head it sends after the
+			// handler returned Content-Length: 0, HEAD or not; a stream has
+			// no length, so its head goes now.
+			http.NewResponseController(w).Flush() //nolint:errcheck // the client's to see
+		}
 	}
 	return !head
 }

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -70,6 +74,11 @@ func TestPageInBrowser(t *testing.T) {
 	}
 	if got := text(ctx, t, "burst-verdict"); got != "live" {
 		t.Errorf("POST burst verdict %q on a direct path, want live", got)
+	}
+	// The protocols the browser used, as Resource Timing says.
+	browsertest.WaitFor(ctx, t, "the burst's protocol", `document.getElementById("burst-protocol").value === "http/1.1"`)
+	if got := text(ctx, t, "page-protocol"); got != "http/1.1" {
+		t.Errorf("page protocol %q, want http/1.1", got)
 	}
 
 	// Restart the server on the same address. Shutdown ends the stream
@@ -201,4 +210,60 @@ func TestPageVerdictThroughProxies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPageOverHTTP3InBrowser loads the page from a runner with -h3 in
+// Chromium told to use QUIC for its origin and to trust its certificate:
+// the page says it came over h3, and so did the burst, which came live.
+func TestPageOverHTTP3InBrowser(t *testing.T) {
+	certFile, keyFile, _ := writeTestCert(t)
+	r := startRunner(t, []string{"-tls-cert", certFile, "-tls-key", keyFile, "-h3"}, pageOptions...)
+	origin := strings.TrimPrefix(r.url, "http://")
+	spki, err := spkiHash(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, problems := browsertest.New(t,
+		chromedp.Flag("disable-quic", false),
+		chromedp.Flag("enable-quic", true),
+		chromedp.Flag("origin-to-force-quic-on", origin),
+		chromedp.Flag("ignore-certificate-errors-spki-list", spki))
+	if err := chromedp.Do(ctx, chromedp.Navigate(httpsURL(r)+"/")); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(ctx, t, "the open state", `document.getElementById("state").textContent === "open"`)
+	if got := text(ctx, t, "page-protocol"); got != "h3" {
+		t.Errorf("page protocol %q, want h3", got)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#burst"))); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(ctx, t, "the burst's done", `document.getElementById("burst-state").textContent === "done"`)
+	browsertest.WaitFor(ctx, t, "the burst's protocol", `document.getElementById("burst-protocol").value === "h3"`)
+	if got := text(ctx, t, "burst-verdict"); got != "live" {
+		t.Errorf("burst verdict %q over HTTP/3 on a direct path, want live", got)
+	}
+	if p := problems(); len(p) > 0 {
+		t.Errorf("the page raised errors:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// spkiHash returns the base64 SHA-256 of the public key of the PEM
+// certificate in file, as Chromium's --ignore-certificate-errors-spki-list
+// takes it.
+func spkiHash(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return "", fmt.Errorf("%s: no PEM block", file)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:]), nil
 }

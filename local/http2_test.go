@@ -179,6 +179,7 @@ func TestTLSFlagErrors(t *testing.T) {
 		{[]string{"-tls-cert", "c.pem"}, "-tls-cert and -tls-key go together"},
 		{[]string{"-tls-key", "k.pem"}, "-tls-cert and -tls-key go together"},
 		{[]string{"-h2c", "-tls-cert", "c.pem", "-tls-key", "k.pem"}, "-h2c is cleartext HTTP/2 and cannot be combined with -tls-cert"},
+		{[]string{"-h3"}, "-h3 needs -tls-cert and -tls-key: HTTP/3 is always encrypted"},
 		{[]string{"-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem", "-addr", "127.0.0.1:0"},
 			"loading -tls-cert and -tls-key: open /nonexistent/c.pem: no such file or directory"},
 	} {

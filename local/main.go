@@ -73,6 +73,7 @@ type config struct {
 	streamMemory      int64  // bytes of buffers the open streams may hold
 	tlsCert, tlsKey   string // PEM files; both set: serve HTTPS
 	h2c               bool   // also serve cleartext HTTP/2
+	h3                bool   // also serve HTTP/3 on the port's UDP twin
 	detach            bool   // serve HTTP/1.1 streams on hijacked connections
 }
 
@@ -135,6 +136,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve HTTPS, HTTP/2 and HTTP/1.1, with this PEM certificate `file` (needs -tls-key)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the PEM private key `file` of -tls-cert")
 	fs.BoolVar(&cfg.h2c, "h2c", false, "also serve cleartext HTTP/2 (prior knowledge), for proxies that speak it to upstreams")
+	fs.BoolVar(&cfg.h3, "h3", false, "also serve HTTP/3 (QUIC) on the same port over UDP, offered to clients by Alt-Svc (needs -tls-cert)")
 	fs.BoolVar(&cfg.detach, "detach", true, "serve HTTP/1.1 streams on hijacked connections, from event loops on Linux, with a tenth of the memory per stream")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -169,6 +171,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	if cfg.h2c && cfg.tlsCert != "" {
 		return cfg, errors.New("-h2c is cleartext HTTP/2 and cannot be combined with -tls-cert")
 	}
+	if cfg.h3 && cfg.tlsCert == "" {
+		return cfg, errors.New("-h3 needs -tls-cert and -tls-key: HTTP/3 is always encrypted")
+	}
 	return cfg, nil
 }
 
@@ -194,7 +199,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOutp
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	return serve(ctx, &resettingListener{TCPListener: ln.(*net.TCPListener)}, tlsConfig, cfg, logger, opts)
+	var udp net.PacketConn
+	if cfg.h3 {
+		// The TCP port's twin: Alt-Svc offers h3 on the port the client
+		// already uses, as servers on 443 do.
+		if udp, err = net.ListenPacket("udp", ln.Addr().String()); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for HTTP/3: %w", err)
+		}
+	}
+	return serve(ctx, &resettingListener{TCPListener: ln.(*net.TCPListener)}, udp, tlsConfig, cfg, logger, opts)
 }
 
 // fitStreamsToFileLimit returns maxStreams, or less if the process may not
@@ -221,8 +235,9 @@ func fitStreamsToFileLimit(maxStreams int, logger *slog.Logger) int {
 	return fit
 }
 
-// serve serves on ln (with TLS if tlsConfig is set) until ctx is done.
-func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cfg config, logger *slog.Logger, opts []handler.Option) error {
+// serve serves on ln (with TLS if tlsConfig is set), and HTTP/3 on udp if
+// it is not nil, until ctx is done.
+func serve(ctx context.Context, ln *resettingListener, udp net.PacketConn, tlsConfig *tls.Config, cfg config, logger *slog.Logger, opts []handler.Option) error {
 	h := handler.New(append(append(cfg.handlerOptions(), handler.WithLogger(logger)), opts...)...)
 	srv := &http.Server{
 		Handler:           h,
@@ -256,6 +271,13 @@ func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cf
 	// for their responses to complete. Detached streams, on hijacked
 	// connections, are the handler's to end (h.Shutdown below).
 	h.ConfigureServer(srv)
+	var h3 *http3Server
+	h3Served := make(chan error, 1)
+	if udp != nil {
+		h3 = newHTTP3Server(ctx, udp, tlsConfig, h, logger)
+		srv.Handler = h3.advertise(h)
+		go func() { h3Served <- h3.serve() }()
+	}
 
 	served := make(chan error, 1)
 	scheme := "http"
@@ -270,16 +292,28 @@ func serve(ctx context.Context, ln *resettingListener, tlsConfig *tls.Config, cf
 	go returnMemory(returning, h)
 	// Said last: once it is logged, every goroutine the server keeps runs,
 	// which the tests that count goroutines rely on.
-	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "h2c", cfg.h2c)
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "h2c", cfg.h2c, "h3", h3 != nil)
 
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-h3Served:
+		srv.Close()
+		return err
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "grace", cfg.grace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.grace)
 	defer cancel()
+	if h3 != nil {
+		// Its streams end with the others, at the same time.
+		go func() { h3Served <- h3.shutdown(shutdownCtx) }()
+		defer func() {
+			if err := <-h3Served; err != nil {
+				logger.Warn("HTTP/3 did not shut down cleanly", "err", err)
+			}
+		}()
+	}
 	// The server ends its streams and the handler the detached ones, at the
 	// same time.
 	if err := h.Shutdown(shutdownCtx); err != nil {

@@ -231,8 +231,31 @@ async function runPostBurst() {
   showVerdict(arrivals);
 }
 
+// watchProtocols shows the protocol this browser used (Resource Timing's
+// nextHopProtocol: http/1.1, h2 or h3) for the page and, as each ends, for
+// the burst's streams: a path that offers HTTP/3 (Alt-Svc) has the browser
+// switch to it after the first requests, and streams over HTTP/3 can fare
+// otherwise. A browser that does not say leaves "(not known)".
+function watchProtocols() {
+  const [nav] = performance.getEntriesByType("navigation");
+  if (nav && nav.nextHopProtocol) {
+    $("page-protocol").value = nav.nextHopProtocol;
+  }
+  if (typeof PerformanceObserver === "undefined") {
+    return;
+  }
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if (new URL(entry.name).pathname.endsWith("/stream/fast")) {
+        $("burst-protocol").value = entry.nextHopProtocol || "(not known)";
+      }
+    }
+  }).observe({ type: "resource" });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("burst").addEventListener("click", runBurst);
   $("burst-post").addEventListener("click", runPostBurst);
+  watchProtocols();
   watchTicks();
 });

@@ -25,10 +25,11 @@ import (
 // installed.
 const SkipEnv = "TICKSTREAM_SKIP_BROWSER"
 
-// New starts headless Chromium for the test and returns its context
-// and a function that returns the console errors and exceptions the page
-// has raised so far.
-func New(t *testing.T) (context.Context, func() []string) {
+// New starts headless Chromium for the test, with QUIC off unless extra
+// options (Chromium's flags) say otherwise, and returns its context and a
+// function that returns the console errors and exceptions the page has
+// raised so far.
+func New(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Context, func() []string) {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -45,6 +46,7 @@ func New(t *testing.T) (context.Context, func() []string) {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.WindowSize(1000, 1100),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)

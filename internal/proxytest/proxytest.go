@@ -125,6 +125,24 @@ func Caddy(t *testing.T, upstream, siteConf string) string {
 	return "http://" + addr
 }
 
+// CaddyTLS runs Caddy as Caddy serves a site by default, over TLS with the
+// certificate and key in certFile and keyFile (PEM, for 127.0.0.1): HTTP/1.1
+// and HTTP/2 on TCP and HTTP/3 on the same UDP port, offered by Alt-Svc. It
+// proxies to upstream (an http:// host:port) with siteConf added, and
+// returns its base URL (https://).
+func CaddyTLS(t *testing.T, upstream, certFile, keyFile, siteConf string) string {
+	t.Helper()
+	bin := find(t, "caddy", "caddy")
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https disable_redirects\n}\nhttps://%[1]s {\n\tbind 127.0.0.1\n\ttls %[3]s %[4]s\n\t%[5]s\n\treverse_proxy %[2]s\n}\n",
+		addr, upstream, certFile, keyFile, siteConf)
+	confFile := filepath.Join(dir, "Caddyfile")
+	env := []string{"HOME=" + dir, "XDG_DATA_HOME=" + filepath.Join(dir, "data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "config")}
+	startWith(t, env, confFile, conf, addr, "", bin, "run", "--config", confFile, "--adapter", "caddyfile")
+	return "https://" + addr
+}
+
 // Varnish runs Varnish in front of upstream (host:port) with the smallest
 // VCL (its backend), vcl added to it, and varnishd's parameters set by
 // params ("send_timeout=8"), and returns its base URL.
