@@ -96,6 +96,7 @@ func compressedReadTimes(ctx context.Context, url string) ([]readAt, string, err
 // without compression comes live. The ground truth is a gzip read and an
 // uncompressed one taken at the same moment.
 func TestStreamModeExpress(t *testing.T) {
+	t.Parallel()
 	base := expressServer(t)
 	target := base + "/events?count=20&interval=100"
 	var (

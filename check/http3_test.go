@@ -117,6 +117,7 @@ func holdingHandler(h http.Handler) http.Handler {
 // fix); unreachable (passing: browsers fall back to TCP). Through Debian's
 // Caddy, which offers HTTP/3 on every TLS site, the HTTP/3 leg is Caddy's.
 func TestHTTP3Leg(t *testing.T) {
+	t.Parallel()
 	h := handler.New()
 	liveURL, liveCA := h3Site(t, h, h, "")
 	heldURL, heldCA := h3Site(t, h, holdingHandler(h), "")
@@ -151,19 +152,22 @@ func TestHTTP3Leg(t *testing.T) {
 // TestStreamModeHTTP3: stream mode reads the stream over HTTP/3 too where
 // Alt-Svc offers it, and says how it came beside HTTP/2.
 func TestStreamModeHTTP3(t *testing.T) {
+	t.Parallel()
 	h := handler.New()
 	liveURL, liveCA := h3Site(t, h, h, "")
 	heldURL, heldCA := h3Site(t, h, holdingHandler(h), "")
-	for _, tt := range []struct {
-		url, ca  string
-		protocol Finding
-	}{
-		{liveURL, liveCA, Finding{Name: "protocol", Verdict: "HTTP/2", OK: true, HTTP3: "live"}},
-		{heldURL, heldCA, Finding{Name: "protocol", Verdict: "HTTP/2", HTTP3: "buffered", Fix: fixH3}},
-	} {
-		rep, _ := streamJSON(t, "-cacert", tt.ca, tt.url+"/stream/fast?count=30")
-		if diff := cmp.Diff(tt.protocol, finding(rep, "protocol"), verdicts); diff != "" {
-			t.Errorf("%s: protocol (-want +got):\n%s", tt.url, diff)
-		}
+	type h3Case struct {
+		name, url, ca string
+		protocol      Finding
 	}
+	cases := []h3Case{
+		{"HTTP/3 live", liveURL, liveCA, Finding{Name: "protocol", Verdict: "HTTP/2", OK: true, HTTP3: "live"}},
+		{"HTTP/3 that holds", heldURL, heldCA, Finding{Name: "protocol", Verdict: "HTTP/2", HTTP3: "buffered", Fix: fixH3}},
+	}
+	runAtOnce(t, len(cases), cases, func(c h3Case) string { return c.name }, func(t *testing.T, c h3Case) {
+		rep, _ := streamJSON(t, "-cacert", c.ca, c.url+"/stream/fast?count=30")
+		if diff := cmp.Diff(c.protocol, finding(rep, "protocol"), verdicts); diff != "" {
+			t.Errorf("protocol (-want +got):\n%s", diff)
+		}
+	})
 }

@@ -147,10 +147,11 @@ func holdingRelay(t *testing.T, h http.Handler, header http.Header) string {
 // names and the fix it gives. The products themselves are out of reach
 // here; their headers are those their documentation shows.
 func TestProductRelays(t *testing.T) {
+	t.Parallel()
 	h := handler.New()
 	type result struct{ software, verdict, fix string }
 	results := make([]result, len(sightings))
-	runAtOnce(t, 8, sightings, func(s sighting) string { return s.name }, func(t *testing.T, s sighting) {
+	runAtOnce(t, len(sightings), sightings, func(s sighting) string { return s.name }, func(t *testing.T, s sighting) {
 		relay := holdingRelay(t, h, s.header)
 		rep, code := streamJSON(t, "-X", "GET", relay+"/stream/fast?count=10&delay=100ms")
 		if code != 1 {

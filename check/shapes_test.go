@@ -2,12 +2,16 @@ package main
 
 import (
 	"compress/gzip"
+	"context"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -119,7 +123,8 @@ func eventStreamFlusher(t *testing.T, upstream string) string {
 			relayEachRead(w, resp.Body, func() { http.NewResponseController(w).Flush() }) //nolint:errcheck // the client's to see
 			return
 		}
-		io.Copy(w, resp.Body) //nolint:errcheck // to the client
+		body, _ := io.ReadAll(resp.Body) // held whole: io.Copy would pass it on as it comes (ReadFrom)
+		w.Write(body)                    //nolint:errcheck // to the client
 	})
 }
 
@@ -176,13 +181,15 @@ func shapeFindings(rep Report) []Finding {
 // that flushes only event streams, and one that compresses only text and
 // JSON types (formats says which types differ).
 func TestStreamShapes(t *testing.T) {
+	t.Parallel()
 	up := upstream(t)
 	live := func(name string) Finding { return Finding{Name: name, OK: true} }
 	formatsDiffer := Finding{Name: "formats", Verdict: "differ", Fix: fixFormats}
 	type shapeCase struct {
-		name string
-		url  string
-		want []Finding
+		name  string
+		url   string
+		want  []Finding
+		truth func(t *testing.T, url string) // what a timestamping client sees of the path
 	}
 	cases := []shapeCase{
 		{"a compressor with a 1 KiB minimum size", minSizeCompressor(t, up, 1024), []Finding{
@@ -191,16 +198,21 @@ func TestStreamShapes(t *testing.T) {
 			{Name: "compression", Verdict: "threshold", Fix: fixThreshold},
 			{Name: "formats", Verdict: "same", OK: true},
 			{Name: "post", Fix: fixThreshold},
-		}},
+		}, truthThreshold},
 		{"a relay that flushes event streams only", eventStreamFlusher(t, up), []Finding{
 			live("buffering"), live("accel"), {Name: "compression", Verdict: "none", OK: true}, formatsDiffer, live("post"),
-		}},
+		}, func(t *testing.T, url string) { truthFormats(t, url, up, readTimes) }},
 		{"a compressor of text and JSON types", typeCompressor(t, up), []Finding{
 			live("buffering"), live("accel"), {Name: "compression", Verdict: "none", OK: true}, formatsDiffer, live("post"),
-		}},
+		}, func(t *testing.T, url string) { truthFormats(t, url, up, gzipReadTimes) }},
 	}
 	runAtOnce(t, len(cases), cases, func(c shapeCase) string { return c.name }, func(t *testing.T, c shapeCase) {
-		rep, code := checkJSON(t, c.url)
+		var rep Report
+		var code int
+		var wg sync.WaitGroup
+		wg.Go(func() { rep, code = checkJSON(t, c.url) })
+		wg.Go(func() { c.truth(t, c.url) })
+		wg.Wait()
 		if diff := cmp.Diff(c.want, shapeFindings(rep), shapeFields); diff != "" {
 			t.Errorf("findings (-want +got):\n%s", diff)
 		}
@@ -211,4 +223,54 @@ func TestStreamShapes(t *testing.T) {
 			t.Errorf("threshold_bytes %d, want the 1024 the relay waits for, to within an event", f.ThresholdBytes)
 		}
 	})
+}
+
+// gzipReadTimes is compressedReadTimes without the encoding.
+func gzipReadTimes(ctx context.Context, url string) ([]readAt, error) {
+	reads, _, err := compressedReadTimes(ctx, url)
+	return reads, err
+}
+
+// truthThreshold is the ground truth of a compressor that waits for a
+// minimum size: a gzip read of the battery's quiet stream through it gets
+// nothing for a second or more, then at least 1 KiB at once, then the rest
+// a few events at a time.
+func truthThreshold(t *testing.T, url string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	reads, enc, err := compressedReadTimes(ctx, url+quietProbe.target)
+	if err != nil || enc != "gzip" || len(reads) < 3 {
+		t.Fatalf("ground truth: %d reads, %q, %v; want three or more, gzip", len(reads), enc, err)
+	}
+	if first := reads[0]; first.n < 1024 || first.at.Sub(start) < time.Second {
+		t.Errorf("ground truth: the first read brought %d bytes after %v; want 1 KiB or more after a second or more", first.n, first.at.Sub(start))
+	}
+}
+
+// truthFormats is the ground truth of a path that passes NDJSON and text
+// otherwise than event streams: read (with read, compressed or not) at the
+// same moment through the path and directly, the event stream comes live
+// and the NDJSON stream held.
+func truthFormats(t *testing.T, path, direct string, read func(context.Context, string) ([]readAt, error)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const burst = "/stream/fast?count=20&delay=50ms"
+	var got [4][]readAt
+	var errs [4]error
+	var wg sync.WaitGroup
+	for i, u := range []string{path + burst, direct + burst, path + burst + "&format=ndjson", direct + burst + "&format=ndjson"} {
+		wg.Go(func() { got[i], errs[i] = read(ctx, u) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatalf("ground truth: %v", err)
+	}
+	if sse := byteVerdict(got[0], got[1]); sse != "live" {
+		t.Errorf("ground truth: the event stream came %s; want live", sse)
+	}
+	// Held: nothing through the path until the direct read had it all.
+	if first, last := got[2][0].at, got[3][len(got[3])-1].at; first.Before(last.Add(-100 * time.Millisecond)) {
+		t.Errorf("ground truth: the NDJSON stream's first bytes came through the path %v before the direct read's last; want it held to the end", last.Sub(first))
+	}
 }
