@@ -106,6 +106,11 @@ func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, format str
 		return false
 	}
 	hdr := w.Header()
+	for _, name := range framingHeaders {
+		// A wrapper's (a middleware that sets Connection: keep-alive, a
+		// Content-Length) would contradict the stream's own framing.
+		hdr.Del(name)
+	}
 	hdr.Set("Content-Type", format.contentType())
 	hdr.Set("Cache-Control", "no-cache")
 	if noBuffering {
@@ -122,6 +127,12 @@ func (h *Handler) startStream(w http.ResponseWriter, r *http.Request, format str
 	}
 	return !head
 }
+
+// framingHeaders are the headers that say how a response is framed or how
+// its connection is kept, which net/http, or the detached stream's writer,
+// sets for a stream itself: a stream's response drops any that a wrapper
+// of the handler set before it.
+var framingHeaders = []string{"Connection", "Content-Length", "Keep-Alive", "Proxy-Connection", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // streamPace is how one stream is written: one frame of at most maxFrame
 // bytes every period, and a heartbeat comment after heartbeat of silence

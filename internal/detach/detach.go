@@ -285,13 +285,15 @@ func findConn[T any](c net.Conn) (T, bool) {
 }
 
 // appendResponseHead appends an HTTP/1.1 200 response head for a chunked
-// response that ends its connection, with the headers of hdr (sorted, CR
-// and LF in values replaced by spaces, invalid names left out, as net/http
-// writes them) and a Date.
+// response that ends its connection, as net/http writes one: the headers of
+// hdr (sorted, CR and LF in values replaced by spaces, invalid names left
+// out), but for those that frame the response or keep its connection,
+// which are its own (Transfer-Encoding: chunked, Connection: close), and a
+// Date unless hdr has one.
 func appendResponseHead(dst []byte, hdr http.Header, now time.Time) []byte {
 	dst = append(dst, "HTTP/1.1 200 OK\r\n"...)
 	for _, name := range slices.Sorted(maps.Keys(hdr)) {
-		if name == "" || strings.ContainsAny(name, " :\r\n") {
+		if name == "" || strings.ContainsAny(name, " :\r\n") || framing[http.CanonicalHeaderKey(name)] {
 			continue
 		}
 		for _, v := range hdr[name] {
@@ -301,10 +303,17 @@ func appendResponseHead(dst []byte, hdr http.Header, now time.Time) []byte {
 			dst = append(dst, "\r\n"...)
 		}
 	}
-	dst = append(dst, "Date: "...)
-	dst = now.UTC().AppendFormat(dst, http.TimeFormat)
-	return append(dst, "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"...)
+	if _, ok := hdr["Date"]; !ok {
+		dst = append(dst, "Date: "...)
+		dst = now.UTC().AppendFormat(dst, http.TimeFormat)
+		dst = append(dst, "\r\n"...)
+	}
+	return append(dst, "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"...)
 }
+
+// framing are the headers a detached head sets itself, or must not carry.
+var framing = map[string]bool{"Connection": true, "Content-Length": true, "Keep-Alive": true, "Proxy-Connection": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true}
 
 var headerValue = strings.NewReplacer("\r", " ", "\n", " ")
 
