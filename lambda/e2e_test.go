@@ -27,8 +27,9 @@ import (
 // process: it hands out the invocations the test queues and records each
 // response as it arrives, with the time of each piece.
 type runtimeAPI struct {
-	srv  *httptest.Server
-	next chan *invocation
+	srv     *httptest.Server
+	next    chan *invocation
+	closing chan struct{} // closed when the test ends: stalled reads give up
 
 	mu          sync.Mutex
 	invocations map[string]*invocation
@@ -41,6 +42,9 @@ type invocation struct {
 	event    []byte
 	deadline time.Time
 	handed   time.Time   // when the function took the event
+	// stallAfter, if not 0, is how many bytes of the response the Runtime
+	// API takes before it stops reading, as when the client stalls.
+	stallAfter int
 	pieces   chan piece  // the response body as it arrives; closed at its end
 	result   chan result // how the invocation ended
 }
@@ -77,8 +81,15 @@ func newRuntimeAPI(t *testing.T) *runtimeAPI {
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", func(w http.ResponseWriter, r *http.Request) {
 		inv := api.invocation(t, r.PathValue("id"))
 		buf := make([]byte, 64<<10)
+		read := 0
 		for {
+			if inv.stallAfter > 0 && read >= inv.stallAfter {
+				<-api.closing // the client stalled: nothing more is read
+				close(inv.pieces)
+				return
+			}
 			n, err := r.Body.Read(buf)
+			read += n
 			if n > 0 {
 				inv.pieces <- piece{time.Since(inv.handed), bytes.Clone(buf[:n])}
 			}
@@ -104,8 +115,10 @@ func newRuntimeAPI(t *testing.T) *runtimeAPI {
 		api.mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
 	})
+	api.closing = make(chan struct{})
 	api.srv = httptest.NewServer(mux)
 	t.Cleanup(api.srv.Close)
+	t.Cleanup(func() { close(api.closing) }) // before Close, which waits for the stalled reads
 	return api
 }
 
@@ -121,9 +134,15 @@ func (api *runtimeAPI) invocation(t *testing.T, id string) *invocation {
 
 // invoke queues event with a deadline timeout from now.
 func (api *runtimeAPI) invoke(event []byte, timeout time.Duration) *invocation {
+	return api.invokeStalling(event, timeout, 0)
+}
+
+// invokeStalling is invoke with a Runtime API that stops reading the
+// response after stallAfter bytes (0: never).
+func (api *runtimeAPI) invokeStalling(event []byte, timeout time.Duration, stallAfter int) *invocation {
 	api.mu.Lock()
 	id := fmt.Sprintf("req-%d", len(api.invocations)+1)
-	inv := &invocation{id: id, event: event, deadline: time.Now().Add(timeout),
+	inv := &invocation{id: id, event: event, deadline: time.Now().Add(timeout), stallAfter: stallAfter,
 		pieces: make(chan piece, 1024), result: make(chan result, 1)}
 	api.invocations[id] = inv
 	api.mu.Unlock()
@@ -424,5 +443,24 @@ func TestFinishedStream(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"4", "5"}, ids); diff != "" {
 		t.Errorf("/events?count=5 after Last-Event-ID 3: ids (-want +got):\n%s", diff)
+	}
+}
+
+// TestStalledClientLetsGo: a stream of 64 KiB events whose client stalls
+// (the Runtime API stops reading after 100 KB) under a 6 s deadline: the
+// function cuts the stream at the deadline margin, gives up the response
+// before the deadline, and takes its next invocation, which it serves.
+func TestStalledClientLetsGo(t *testing.T) {
+	t.Parallel()
+	api := newRuntimeAPI(t)
+	startFunction(t, api, ".")
+	stalled := api.invokeStalling(urlEvent("/events?interval=10ms&size=65536", nil), 6*time.Second, 100<<10)
+	next := api.invoke(urlEvent("/health", nil), 30*time.Second)
+	_, body, _, res := next.wait(t, 15*time.Second)
+	if early := stalled.deadline.Sub(next.handed); early < 0 {
+		t.Errorf("the function took its next invocation %v after the stalled one's deadline, want before it", -early)
+	}
+	if string(body) != `{"status":"healthy"}` || res.endpoint != "response" {
+		t.Errorf("the next invocation: body %q, ended by %q", body, res.endpoint)
 	}
 }

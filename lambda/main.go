@@ -22,9 +22,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/tickstream/tickstream/handler"
 	"github.com/tickstream/tickstream/lambda/adapter"
+	"github.com/tickstream/tickstream/lambda/runtimeapi"
 )
 
 func main() {
@@ -33,7 +33,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tickstream:", err)
 		os.Exit(1)
 	}
-	lambda.Start(a.Invoke)
+	runtimeapi.Start(a.Invoke)
 }
 
 // newAdapter builds the function's adapter from its environment.

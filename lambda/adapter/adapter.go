@@ -4,7 +4,11 @@
 //
 // Use it as the function's handler:
 //
-//	lambda.Start(adapter.New(h).Invoke)
+//	runtimeapi.Start(adapter.New(h).Invoke)
+//
+// (package tickstream/lambda/runtimeapi; aws-lambda-go's lambda.Start works
+// too, but waits forever for a Runtime API that stops taking a stalled
+// client's stream).
 //
 // It tells the sources apart by their events, and answers each the way it
 // expects, in the same function:
@@ -129,7 +133,8 @@ func New(h http.Handler, opts ...Option) *Adapter {
 // response in the form the event's source expects. A streamed response is
 // returned as soon as the handler has written or flushed for the first
 // time (or returned), and its body is what the handler writes; a buffered
-// one once the handler has returned. Its signature suits lambda.Start.
+// one once the handler has returned. Its signature suits runtimeapi.Start
+// and lambda.Start.
 func (a *Adapter) Invoke(ctx context.Context, payload json.RawMessage) (io.Reader, error) {
 	e, err := parseEvent(payload)
 	if err != nil {

@@ -487,3 +487,43 @@ func TestUnsupportedEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestCutWithStalledRuntime: a streamed response whose reader (the
+// runtime, when the Runtime API stops taking bytes because the client
+// stalled) reads the prelude and nothing more still ends at the deadline
+// margin: the write blocked in the pipe fails, the handler returns before
+// the deadline, and the body ends with the cut's reason, not as if whole.
+func TestCutWithStalledRuntime(t *testing.T) {
+	returned := make(chan time.Time, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { returned <- time.Now() }()
+		frame := bytes.Repeat([]byte("x"), 64<<10)
+		for {
+			if _, err := w.Write(frame); err != nil {
+				return // as tickstream's streams do: a failed write ends them
+			}
+		} // and never looks at its context: the write it is in never returns
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	resp, err := adapter.New(h, adapter.WithDeadlineMargin(2*time.Second)).Invoke(ctx, functionURLEvent("GET", "/", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp, make([]byte, 100<<10)); err != nil { // the prelude and some body, then a stall
+		t.Fatal(err)
+	}
+	select {
+	case at := <-returned:
+		if left := deadline.Sub(at); left < 500*time.Millisecond {
+			t.Errorf("the handler returned %v before the deadline, want about 1s (half the margin)", left)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler was still blocked in its write 10s on: the cut waited for the write")
+	}
+	_, err = io.Copy(io.Discard, resp)
+	if err == nil || !strings.Contains(err.Error(), "deadline margin") {
+		t.Errorf("the body ended with %v, want the cut's reason", err)
+	}
+}

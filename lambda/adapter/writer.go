@@ -21,7 +21,9 @@ type prelude struct {
 // streamed response, memory for a buffered one.
 type sink interface {
 	write(p []byte) error
-	// end ends the body: cleanly if err is nil, else with err.
+	// end ends the body: cleanly if err is nil, else with err. It may be
+	// called while a write is in progress, which it then fails, and more
+	// than once: the first call decides.
 	end(err error)
 }
 
@@ -229,12 +231,20 @@ func (w *responseWriter) result() error {
 // goroutine it left behind).
 var errHandlerReturned = errors.New("adapter: write after the handler returned")
 
-// abort ends the response cleanly, after the last complete write, and
-// makes later writes fail with reason. If the response has not begun, it is
-// replacement and body, a short JSON error. If the response was still
-// open, it calls report first.
+// abort ends the response and makes later writes fail with reason: cleanly
+// after the last complete write if no write is in progress; if one is (it
+// may be blocked in a sink that stopped taking bytes: a Runtime API whose
+// client stopped reading), by ending the sink with reason first, which
+// fails that write and cuts the body where it was. If the response has not
+// begun, it is replacement and body, a short JSON error. If the response
+// was still open, it calls report first.
 func (w *responseWriter) abort(reason error, replacement prelude, body string, report func()) {
-	w.lock()
+	select {
+	case w.sem <- struct{}{}:
+	default:
+		w.sink.end(reason) // safe beside a write: a pipe's ends are
+		w.lock()
+	}
 	defer w.unlock()
 	if w.ended != nil {
 		return

@@ -9,12 +9,12 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/tickstream/tickstream/lambda/adapter"
+	"github.com/tickstream/tickstream/lambda/runtimeapi"
 )
 
 func main() {
-	lambda.Start(adapter.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	runtimeapi.Start(adapter.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/before":
 			panic("boom before the response")
