@@ -41,12 +41,12 @@ type invocation struct {
 	id       string
 	event    []byte
 	deadline time.Time
-	handed   time.Time   // when the function took the event
+	handed   time.Time // when the function took the event
 	// stallAfter, if not 0, is how many bytes of the response the Runtime
 	// API takes before it stops reading, as when the client stalls.
 	stallAfter int
-	pieces   chan piece  // the response body as it arrives; closed at its end
-	result   chan result // how the invocation ended
+	pieces     chan piece  // the response body as it arrives; closed at its end
+	result     chan result // how the invocation ended
 }
 
 // A piece is one read of the response body.
