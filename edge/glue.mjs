@@ -30,14 +30,32 @@ const noBody = new Set([101, 204, 205, 304]);
  */
 export function makeFetch(loadModule, env) {
   let started = null; // a promise of the running instance
+  const exited = () => (started = null); // the next request starts another
   return async function fetch(request) {
-    started ??= start(loadModule, env);
-    const go = await started;
+    started ??= start(loadModule, env, exited);
+    let go;
+    try {
+      go = await started;
+    } catch (err) {
+      started = null; // the next request tries again
+      return unavailable(err.message);
+    }
     return go.serve(request);
   };
 }
 
-async function start(loadModule, env) {
+// unavailable answers a request that no instance can serve, saying why.
+function unavailable(why) {
+  return new Response(JSON.stringify({ error: why }) + "\n", {
+    status: 503,
+    headers: { "Content-Type": "application/json", "Retry-After": "1" },
+  });
+}
+
+// start instantiates the module and runs its Go program, and returns the
+// means to serve requests with it. If the program exits, every open
+// response is broken off and onExit is called, once.
+async function start(loadModule, env, onExit) {
   const module = await loadModule();
   const go = new globalThis.Go();
   const exchanges = new Map(); // by id: each request's state
@@ -85,16 +103,34 @@ async function start(loadModule, env) {
   }
 
   // enter runs fn, which calls into Go, on behalf of exchange x (null for
-  // none), and afterwards makes sure Go's wake-up has a live owner.
+  // none), and afterwards makes sure Go's wake-up has a live owner. Go
+  // exits only while it runs, so this is where an exit shows.
   function enter(x, fn) {
+    if (go.exited) return;
     const before = current;
     current = x;
     try {
       return fn();
     } finally {
       current = before;
-      if (wake && !owned()) handOver();
+      if (go.exited) exit();
+      else if (wake && !owned()) handOver();
     }
+  }
+
+  // exit breaks off every open response of an instance whose program
+  // exited, and lets the next request start another.
+  let gone = false;
+  function exit() {
+    if (gone) return;
+    gone = true;
+    wake = null;
+    for (const x of exchanges.values()) {
+      x.failure = "the Go instance exited";
+      x.ended = true;
+      wakePump(x);
+    }
+    onExit();
   }
 
   // handOver finds Go's wake-up a new owner: the first waiting pump, woken
@@ -143,10 +179,13 @@ async function start(loadModule, env) {
       wakePump(x);
       return x.queued;
     },
-    end(id) {
+    // end ends exchange id's response: cleanly if failure is "", else
+    // broken off, failure saying why.
+    end(id, failure) {
       const x = exchanges.get(id);
       if (!x) return;
       x.ended = true;
+      x.failure = failure || null;
       wakePump(x);
     },
   };
@@ -155,7 +194,11 @@ async function start(loadModule, env) {
     maxStreams: env("MAX_STREAMS") ?? "",
   };
   const instance = await WebAssembly.instantiate(module, go.importObject);
-  go.run(instance); // runs main until it waits; it never returns
+  go.run(instance); // runs main until it waits; it returns when the program exits
+  // The promise run returned belongs to this request's context; resolving
+  // it from another's, when the program exits, makes workerd warn. enter
+  // watches go.exited instead.
+  go._resolveExitPromise = () => {};
   await readyPromise;
 
   // wait sleeps the pump of x until Go has news for it, or its own guard
@@ -185,6 +228,7 @@ async function start(loadModule, env) {
   }
 
   async function serve(request) {
+    if (gone) return unavailable("the Go instance exited");
     let body = null;
     let late = false;
     if (request.body && request.method !== "GET" && request.method !== "HEAD") {
@@ -197,6 +241,7 @@ async function start(loadModule, env) {
       queue: [],
       queued: 0,
       ended: false,
+      failure: null, // why the response broke off, if it did
       streamed: false,
       waiter: null,
     };
@@ -207,7 +252,7 @@ async function start(loadModule, env) {
     while (!x.head && !x.ended) await wait(x);
     if (!x.head) {
       finish(x);
-      return new Response(null, { status: 502 });
+      return x.failure ? unavailable(x.failure) : new Response(null, { status: 502 });
     }
     const { status, headers } = x.head;
     if (noBody.has(status)) {
@@ -220,7 +265,7 @@ async function start(loadModule, env) {
       finish(x);
       return new Response(new ReadableStream({ start: (c) => c.close() }), { status, headers });
     }
-    if (request.method === "HEAD" || (x.ended && !x.streamed)) {
+    if (request.method === "HEAD" || (x.ended && !x.streamed && !x.failure)) {
       // Answered at once, unflushed: the whole body is queued.
       const bytes = concat(x.queue);
       finish(x);
@@ -242,7 +287,12 @@ async function start(loadModule, env) {
               // read a Content-Length, as if it were not a stream.
               await new Promise((resolve) => setTimeout(resolve, 0));
               finish(x);
-              controller.close();
+              if (x.failure) {
+                // Broken off: the client's read fails, as a reset does.
+                controller.error(new Error("tickstream: " + x.failure));
+              } else {
+                controller.close();
+              }
               return;
             }
             await wait(x);

@@ -45,6 +45,12 @@
 //     run, woken at once for that, sets the timer again in its own
 //     context. A waiting pump always has a timer of its own (2 s), so no
 //     request is ever left waiting on another's work alone.
+//   - What breaks a response. A handler that panics after its response
+//     began has it broken off (the glue errors its ReadableStream, so the
+//     client's read fails as when net/http aborts a connection), never
+//     ended as if whole. If the Go instance exits, every open response is
+//     broken off and the next request starts a new instance; one that
+//     cannot start is answered 503 with the reason.
 //   - What a departure cancels. When the client leaves, the runtime
 //     cancels the response body; the glue calls tickstreamCancel, which
 //     cancels that request's context: its stream ends at once, and every
@@ -183,6 +189,9 @@ func (b *bridge) serve(_ js.Value, args []js.Value) any {
 					x.answer(http.StatusInternalServerError, errors.New("internal error"))
 					return
 				}
+				// Begun: the client must see it broken off, not ended.
+				x.abort(fmt.Sprintf("the handler panicked: %v", p))
+				return
 			}
 			x.finish()
 		}()
@@ -332,10 +341,25 @@ func (x *exchange) finish() {
 	if !x.gone {
 		x.flush(false) //nolint:errcheck // the end follows either way
 	}
+	x.end("")
+}
+
+// abort ends a response that has begun as broken off, why: what was
+// flushed reaches the client, what was not is dropped (as net/http drops
+// an unflushed buffer when a handler panics), and then the client's read
+// fails, as it does when net/http aborts a connection, instead of ending
+// as if the response were whole.
+func (x *exchange) abort(why string) {
+	x.buf = x.buf[:0]
+	x.end(why)
+}
+
+// end ends the exchange, cleanly if failure is "", else broken off.
+func (x *exchange) end(failure string) {
 	x.ended = true
 	x.cancel()
 	delete(x.b.live, x.id)
-	x.b.host.Call("end", x.id)
+	x.b.host.Call("end", x.id, failure)
 }
 
 // answer ends an exchange whose request could not be built with status

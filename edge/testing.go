@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -21,11 +23,33 @@ func testOptions() []handler.Option {
 	return []handler.Option{handler.WithInterval(time.Millisecond), handler.WithFastDelay(0)}
 }
 
-// testHandler adds GET /test/panic, whose handler panics, for the test
-// that a panic ends only its own response.
+// testHandler adds the routes of the tests of what breaks a response:
+// GET /test/panic, whose handler panics before it answers;
+// /test/panic-streamed, after it flushed an event; /test/panic-unflushed,
+// after it wrote one; and /test/exit, which flushes an event and ends the
+// Go instance.
 func testHandler(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /test/panic", func(http.ResponseWriter, *http.Request) { panic("a test's panic") })
+	event := func(w http.ResponseWriter, flush bool) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\n") //nolint:errcheck // the test reads it
+		if flush {
+			http.NewResponseController(w).Flush() //nolint:errcheck // the test reads it
+		}
+	}
+	mux.HandleFunc("GET /test/panic-streamed", func(w http.ResponseWriter, _ *http.Request) {
+		event(w, true)
+		panic("a test's panic mid-stream")
+	})
+	mux.HandleFunc("GET /test/panic-unflushed", func(w http.ResponseWriter, _ *http.Request) {
+		event(w, false)
+		panic("a test's panic before a flush")
+	})
+	mux.HandleFunc("GET /test/exit", func(w http.ResponseWriter, _ *http.Request) {
+		event(w, true)
+		os.Exit(3)
+	})
 	mux.Handle("/", h)
 	return mux
 }
