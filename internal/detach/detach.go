@@ -16,8 +16,9 @@
 //     empty, properly ended response instead.
 //   - Schedule. On Linux, a connection that is a socket of its own (not
 //     TLS, not a pipe) goes to one of a few event loops, one per P, each a
-//     goroutine over one epoll instance (loop_linux.go), started when a
-//     stream needs it and ended when it has none left. A loop keeps its
+//     goroutine over one epoll instance (loop_linux.go), started with the
+//     first stream it gets and ended by Shutdown; between streams it
+//     sleeps, holding its goroutine and three descriptors. A loop keeps its
 //     streams in a table and their due times in a heap; it sleeps in Go's
 //     netpoller until the earliest is due or its epoll has news, so an idle
 //     stream costs a table slot, a heap entry and its Source, and no
@@ -164,9 +165,11 @@ func (s *Server) refuse(conn net.Conn, head []byte) {
 }
 
 // serveLoop hands the stream on conn to a loop, one of a place per P in
-// turn, starting one there if none is running (a loop ends when it has no
-// stream). It reports false if conn is not a socket a loop can write (TLS,
-// a pipe) or no loop can run on this system. s.mu is held.
+// turn, starting one there if none is running (the first stream of that
+// place, or the first after its loop failed). It reports false if conn is
+// not a socket a loop can write (TLS, a pipe) or no loop can run on this
+// system. s.mu is held: a loop starts at most once per place, so its
+// system calls rarely hold it.
 func (s *Server) serveLoop(conn net.Conn, head []byte, src stream.Source) bool {
 	if _, ok := conn.(syscall.Conn); !ok || s.noLoops {
 		return false // a wrapper (TLS) that writes something else to the socket
@@ -198,7 +201,7 @@ func (s *Server) serveLoop(conn net.Conn, head []byte, src stream.Source) bool {
 		return false
 	}
 	s.loops[i] = l
-	go l.run() // with its first stream: it would end at once without
+	go l.run()
 	return true
 }
 

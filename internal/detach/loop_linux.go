@@ -16,7 +16,10 @@ import (
 )
 
 // A loop serves its streams from one goroutine over one epoll instance, as
-// the package's doc says. The epoll's own descriptor sits in Go's
+// the package's doc says. It lives from its first stream until Shutdown
+// (or until its epoll fails), however many streams come and go meanwhile:
+// a loop with no stream sleeps in the netpoller, with no deadline, until
+// its wake pipe says a stream has come or Shutdown has begun. The epoll's own descriptor sits in Go's
 // netpoller (os.NewFile of a non-blocking descriptor), so a sleeping loop
 // holds no thread: it waits there, with a read deadline at the time its
 // earliest stream is due, until the deadline passes or one of its sockets
@@ -63,9 +66,15 @@ type loop struct {
 
 // A loopStream is what a loop holds for one stream while it waits: no
 // goroutine, timer or buffer, only this and its Source.
+//
+// The loop owns conn, and so fd, from add until the stream ends: Serve
+// hijacked it from net/http, which gave it up, and keeps no reference to
+// it; nothing but the loop closes it (l.end, abort), and the loop uses fd
+// only before that. So fd, taken from conn once (RawConn.Control), names
+// this socket as long as the loop uses it.
 type loopStream struct {
 	src       stream.Source
-	conn      net.Conn // closed when the stream ends; it keeps fd open until then
+	conn      net.Conn // the loop's alone; closed when the stream ends, it keeps fd open until then
 	head      []byte   // the response head, until the first frame takes it along
 	rest      []byte   // the unwritten end of a partial write; nil unless parked
 	next      int64    // when the Source's next frame is due, on the loop's clock
@@ -85,8 +94,8 @@ const (
 // loopCount is how many loops a Server runs at most: one per P.
 func loopCount() int { return max(1, runtime.GOMAXPROCS(0)) }
 
-// newLoop makes a loop, to be run (l.run) once it has its first stream,
-// or fails if the kernel refuses its descriptors. (It never returns nil
+// newLoop makes a loop, to be run (l.run), or fails if the kernel refuses
+// its descriptors. (It never returns nil
 // without an error: that means no loops, elsewhere.)
 func newLoop(s *Server) (*loop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -195,7 +204,7 @@ func (l *loop) run() {
 	for {
 		now := time.Now()
 		l.runDue(now)
-		if l.live == 0 && l.idle() {
+		if l.live == 0 && l.finished() {
 			return
 		}
 		l.setDeadline()
@@ -215,14 +224,12 @@ func (l *loop) run() {
 	}
 }
 
-// idle reports whether the loop, which serves no stream, has none coming
-// either, and if so makes sure it gets none: a loop ends when it has
-// nothing to do, so that a server without streams holds no loop, and
-// Server.serveLoop starts another when streams come.
-func (l *loop) idle() bool {
+// finished reports whether the loop, which serves no stream, is to end:
+// Shutdown has begun and no stream is coming. If so, it takes no more.
+func (l *loop) finished() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.incoming) > 0 {
+	if !l.closing || len(l.incoming) > 0 {
 		return false
 	}
 	l.stopped = true
@@ -247,7 +254,8 @@ func (l *loop) pollEvents(fd uintptr) bool {
 }
 
 // fail ends a loop whose epoll failed: its streams are aborted, and it
-// takes no more (new ones go to goroutines).
+// takes no more; the next stream for its place starts a new loop there
+// (Server.serveLoop), or a goroutine if none can start.
 func (l *loop) fail(err error) {
 	l.logger.Error("handler: a detached streams' event loop failed; its streams are dropped", "err", err)
 	l.mu.Lock()

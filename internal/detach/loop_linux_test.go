@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -199,6 +200,54 @@ func TestLoopWritesFrames(t *testing.T) {
 		t.Errorf("End(%v), want End(nil)", err)
 	}
 	onLoops(t, s)
+}
+
+// TestLoopsLiveUntilShutdown: a loop starts with the first stream of its
+// place and serves every later one there, one at a time or not, with no
+// new loop between them however long it had none; only Shutdown ends it.
+func TestLoopsLiveUntilShutdown(t *testing.T) {
+	s := New(Config{WriteTimeout: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var first []*loop
+	for round := range 3 {
+		for range loopCount() { // one stream for each place, one after another
+			src := newFrames(2, 100, time.Millisecond)
+			c := serveTCP(t, s, src, 100, 0)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if body, err := readBody(c); err != nil || !bytes.Equal(body, src.want()) {
+				t.Fatalf("round %d: body %q, %v", round, body, err)
+			}
+			if err := src.waitEnd(t); err != nil {
+				t.Fatalf("round %d: End(%v)", round, err)
+			}
+		}
+		s.mu.Lock()
+		loops := slices.Clone(s.loops)
+		s.mu.Unlock()
+		if round == 0 {
+			first = loops
+		}
+		for i, l := range loops {
+			if l != first[i] {
+				t.Errorf("round %d: place %d has a new loop", round, i)
+			}
+			select {
+			case <-l.done:
+				t.Errorf("round %d: the loop of place %d ended with its streams", round, i)
+			default:
+			}
+		}
+	}
+	onLoops(t, s)
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range first {
+		select {
+		case <-l.done:
+		default:
+			t.Errorf("the loop of place %d still runs after Shutdown", i)
+		}
+	}
 }
 
 // TestPartialWriteResumedOnEPOLLOUT: frames far larger than the socket
