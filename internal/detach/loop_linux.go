@@ -207,11 +207,19 @@ func (l *loop) run() {
 		if l.live == 0 && l.finished() {
 			return
 		}
-		l.setDeadline()
 		l.ready, l.pollErr = 0, nil
-		err := l.raw.Read(l.poll)
-		if err == nil {
+		var err error
+		if l.behind() {
+			// Frames are due already: take what the epoll has (a new
+			// stream, a departure, room to write) without sleeping. The
+			// netpoller would not even look: its deadline has passed.
+			l.pollEvents(uintptr(l.epfd))
 			err = l.pollErr
+		} else {
+			l.setDeadline()
+			if err = l.raw.Read(l.poll); err == nil {
+				err = l.pollErr
+			}
 		}
 		switch {
 		case err == nil:
@@ -270,6 +278,12 @@ func (l *loop) fail(err error) {
 	l.dropAll(err)
 }
 
+// behind reports whether a stream's frame is due already.
+func (l *loop) behind() bool {
+	st, due := l.timers.first()
+	return st != nil && due <= l.clock(time.Now())
+}
+
 // clock is t on the loop's clock.
 func (l *loop) clock(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
 
@@ -290,10 +304,15 @@ func (l *loop) setDeadline() {
 	l.file.SetReadDeadline(t) //nolint:errcheck // the file is pollable: newLoop got its SyscallConn
 }
 
-// runDue writes the frames of every stream due by now.
+// runDue writes the frames of the streams due by now, as many frames as
+// the loop has streams at most, and returns: a loop behind its schedule
+// (more frames due than it can write) would otherwise never leave here,
+// and never take a new stream or notice a departure. What is left is due
+// at once, and the next round writes it, oldest first, so the streams
+// share the delay.
 func (l *loop) runDue(now time.Time) {
 	at := l.clock(now)
-	for {
+	for budget := max(l.live, 1); budget > 0; budget-- {
 		st, due := l.timers.first()
 		if st == nil || due > at {
 			return
@@ -498,8 +517,11 @@ func (l *loop) intake(now time.Time) {
 	}
 }
 
-// register gives st a slot and a token, watches its socket, and makes its
-// first frame due at once.
+// register gives st a slot and a token, watches its socket, and writes its
+// head and first frame at once, ahead of any backlog: a loop behind its
+// schedule (more frames due than it can write) would otherwise keep a new
+// client waiting for its response head until it had written every frame
+// due before it, for seconds.
 func (l *loop) register(st *loopStream, now time.Time) {
 	if n := len(l.free); n > 0 {
 		st.slot = l.free[n-1]
@@ -520,7 +542,7 @@ func (l *loop) register(st *loopStream, now time.Time) {
 		l.drop(st, fmt.Errorf("epoll_ctl: %w", err))
 		return
 	}
-	l.timers.set(st, l.clock(now))
+	l.fire(st, now)
 }
 
 // token is the epoll token of the stream in slot: the slot (plus one, as

@@ -250,6 +250,43 @@ func TestLoopsLiveUntilShutdown(t *testing.T) {
 	}
 }
 
+// costly is a Source whose every frame costs cost of CPU to build: a
+// stream of it due more often than that falls behind its schedule.
+type costly struct {
+	*frames
+	cost time.Duration
+}
+
+func (c costly) Next(dst []byte, now time.Time) ([]byte, time.Time, bool) {
+	for start := time.Now(); time.Since(start) < c.cost; {
+	}
+	return c.frames.Next(dst, now)
+}
+
+// TestNewStreamHeadAheadOfBacklog: with its loops behind their schedule
+// (more frames due than they can build: frames that cost 2 ms, due every
+// millisecond), a new stream still gets its response head and first
+// frame at once, not after every frame due before it.
+func TestNewStreamHeadAheadOfBacklog(t *testing.T) {
+	s := newServer(t, 10*time.Second)
+	for range 4 * loopCount() {
+		src := costly{newFrames(1<<30, 100, time.Millisecond), 2 * time.Millisecond}
+		c := serveTCP(t, s, src, 100, 0)
+		go io.Copy(io.Discard, c) //nolint:errcheck // a client that reads
+	}
+	time.Sleep(time.Second) // the backlog grows: a second's frames are 2 s of work per stream
+	start := time.Now()
+	src := newFrames(2, 100, time.Millisecond)
+	c := serveTCP(t, s, src, 100, 0)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited > 500*time.Millisecond {
+		t.Errorf("a new stream's head came %v after it was served, behind the loops' backlog; want at once", waited)
+	}
+}
+
 // TestPartialWriteResumedOnEPOLLOUT: frames far larger than the socket
 // takes at once are written in part, parked, and resumed each time the
 // client has read enough for EPOLLOUT; the client gets every byte in
