@@ -68,6 +68,7 @@ type config struct {
 	sourceAddrs int           // connect from 127.0.0.2 to 127.0.0.(1+sourceAddrs)
 	dials       int           // connections being opened at once
 	pid         int           // the server's process id; 0 for none
+	client      string        // how each stream is read: "raw" or "nethttp"
 	json        bool
 }
 
@@ -83,6 +84,7 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 	fs.IntVar(&cfg.sourceAddrs, "source-addrs", 8, "connect from this many addresses, 127.0.0.2 and up (1 to 250)")
 	fs.IntVar(&cfg.dials, "dials", 200, "connections being opened at once")
 	fs.IntVar(&cfg.pid, "pid", 0, "the server's process `id`, to report its memory and CPU (Linux)")
+	fs.StringVar(&cfg.client, "client", "raw", "read each stream from a raw socket (`raw`, the least a client costs), or through net/http's client, a transport each (nethttp, what browsers' and proxies' HTTP stacks cost)")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -106,6 +108,8 @@ func parseConfig(args []string, output io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-source-addrs %d: want 1 to %d", cfg.sourceAddrs, maxSourceAddrs)
 	case cfg.dials < 1:
 		return cfg, fmt.Errorf("-dials %d: want at least 1", cfg.dials)
+	case cfg.client != "raw" && cfg.client != "nethttp":
+		return cfg, fmt.Errorf("-client %q: want raw or nethttp", cfg.client)
 	}
 	return cfg, nil
 }
@@ -341,29 +345,16 @@ func loadTest(ctx context.Context, cfg config) (report, error) {
 func readStream(ctx context.Context, cfg config, src net.IP, dials <-chan struct{},
 	first func(wait time.Duration), event func(late time.Duration, gap, repeated bool)) error {
 	start := time.Now()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}
-	conn, err := d.DialContext(ctx, "tcp", cfg.url.Host)
-	<-dials
+	open := openRaw
+	if cfg.client == "nethttp" {
+		open = openNetHTTP
+	}
+	body, err := open(ctx, cfg, src, dials)
 	if err != nil {
-		var opErr *net.OpError
-		if errors.As(err, &opErr) {
-			return fmt.Errorf("dial: %v", opErr.Err)
-		}
-		return fmt.Errorf("dial: %v", err)
+		return err
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", cfg.url.RequestURI(), cfg.url.Host)
-	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 1024), &http.Request{Method: "GET"})
-	if err != nil {
-		return fmt.Errorf("reading the response: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	lines := bufio.NewReaderSize(resp.Body, 512) // without the chunked framing
+	defer body.Close()
+	lines := bufio.NewReaderSize(body, 512) // without the chunked framing
 
 	var firstID, lastID int64
 	var firstAt time.Time
@@ -399,6 +390,74 @@ func readStream(ctx context.Context, cfg config, src net.IP, dials <-chan struct
 		lastID = max(lastID, id)
 	}
 }
+
+// openRaw opens a stream from src on a socket of its own, sends the request
+// and reads the response head itself, and returns the body, without its
+// chunked framing; closing it, or ctx's end, closes the socket. It releases
+// a slot of dials once the connection is open.
+func openRaw(ctx context.Context, cfg config, src net.IP, dials <-chan struct{}) (io.ReadCloser, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}
+	conn, err := d.DialContext(ctx, "tcp", cfg.url.Host)
+	<-dials
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			return nil, fmt.Errorf("dial: %v", opErr.Err)
+		}
+		return nil, fmt.Errorf("dial: %v", err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", cfg.url.RequestURI(), cfg.url.Host)
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 1024), &http.Request{Method: "GET"})
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	} else if err != nil {
+		err = fmt.Errorf("reading the response: %v", err)
+	}
+	if err != nil {
+		stop()
+		conn.Close()
+		return nil, err
+	}
+	return readCloser{resp.Body, func() error { stop(); return conn.Close() }}, nil
+}
+
+// openNetHTTP opens a stream from src through net/http's client, with a
+// transport of its own (as each browser or proxy connection has its
+// buffers and goroutines), and returns the body. It releases a slot of
+// dials once the response head has come.
+func openNetHTTP(ctx context.Context, cfg config, src net.IP, dials <-chan struct{}) (io.ReadCloser, error) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}
+	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableCompression: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.url.String(), nil)
+	if err != nil {
+		<-dials
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := client.Do(req)
+	<-dials
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			return nil, fmt.Errorf("dial: %v", opErr.Err)
+		}
+		return nil, fmt.Errorf("reading the response: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return resp.Body, nil
+}
+
+// readCloser is a Reader with a Close of its own.
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }
 
 // dataID returns the number after `"id":` in a data line.
 func dataID(line []byte) (int64, bool) {

@@ -32,6 +32,7 @@ func TestParseConfigBounds(t *testing.T) {
 		{[]string{"-source-addrs", "251"}, "-source-addrs 251: want 1 to 250"},
 		{[]string{"-interval", "0s"}, "-interval 0s: want more than 0"},
 		{[]string{"-dials", "0"}, "-dials 0: want at least 1"},
+		{[]string{"-client", "curl"}, `-client "curl": want raw or nethttp`},
 	} {
 		_, err := parseConfig(tt.args, io.Discard)
 		if err == nil || err.Error() != tt.want {
@@ -106,22 +107,29 @@ func TestLoadTestCounts(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 
+	for _, client := range []string{"raw", "nethttp"} {
+		cfg, err := parseConfig([]string{"-url", "http://" + ln.Addr().String() + "/events", "-streams", "20",
+			"-hold", "1s", "-interval", "10ms", "-source-addrs", "3", "-client", client}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := loadTest(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fmt.Sprintf("held %d events %d gaps %d repeats %d failed %v", r.Held, r.Events, r.Gaps, r.Repeats, r.Failed)
+		if want := "held 20 events 100 gaps 20 repeats 20 failed map[]"; got != want {
+			t.Errorf("-client %s: report: %s, want %s", client, got, want)
+		}
+	}
 	cfg, err := parseConfig([]string{"-url", "http://" + ln.Addr().String() + "/events", "-streams", "20",
 		"-hold", "1s", "-interval", "10ms", "-source-addrs", "3"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := loadTest(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := fmt.Sprintf("held %d events %d gaps %d repeats %d failed %v", r.Held, r.Events, r.Gaps, r.Repeats, r.Failed)
-	if want := "held 20 events 100 gaps 20 repeats 20 failed map[]"; got != want {
-		t.Errorf("report: %s, want %s", got, want)
-	}
 
 	cfg.url.Path = "/missing"
-	r, err = loadTest(context.Background(), cfg)
+	r, err := loadTest(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
