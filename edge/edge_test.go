@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 }
 
 // build lays out both builds and installs the runtimes, once.
-func build(t *testing.T) {
+func build(t testing.TB) {
 	t.Helper()
 	buildOnce.Do(func() {
 		abs, err := filepath.Abs("node_modules/.bin")
@@ -99,7 +99,7 @@ func layOut(dist, tags string) error {
 		return fmt.Errorf("go env GOROOT: %w", err)
 	}
 	files := map[string]string{filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", "wasm_exec.js"): "wasm_exec.js"}
-	for _, name := range []string{"glue.mjs", "worker.mjs", "deno.mjs", "bun.mjs", "workerd.capnp"} {
+	for _, name := range []string{"glue.mjs", "worker.mjs", "deno.mjs", "bun.mjs", "workerd.capnp", "floor.mjs", "floor-serve.mjs", "floor.capnp"} {
 		files[name] = name
 	}
 	for src, name := range files {
@@ -125,6 +125,7 @@ func must(b []byte, err error) []byte {
 type server struct {
 	url string
 	out *syncBuffer // what it printed
+	pid int         // the runtime's process
 }
 
 // syncBuffer is a bytes.Buffer that a process and a test share.
@@ -171,7 +172,20 @@ var isolationErrors = regexp.MustCompile(`(?i)different request|hung|uncaught|un
 // serve starts runtime on the build in dist with the settings in env, and
 // stops it when the test ends, failing the test if it printed an
 // isolation error or an uncaught exception.
-func serve(t *testing.T, runtimeName, dist string, env map[string]string) *server {
+func serve(t testing.TB, runtimeName, dist string, env map[string]string) *server {
+	t.Helper()
+	return start(t, runtimeName, dist, "workerd.capnp", "deno.mjs", "bun.mjs", env)
+}
+
+// serveFloor starts runtime on the floor worker (floor.mjs) in dist.
+func serveFloor(t testing.TB, runtimeName, dist string) *server {
+	t.Helper()
+	return start(t, runtimeName, dist, "floor.capnp", "floor-serve.mjs", "floor-serve.mjs", nil)
+}
+
+// start starts runtime on the entry point it takes in dist (a workerd
+// config, or a script for Deno or Bun), as serve says.
+func start(t testing.TB, runtimeName, dist, capnpFile, denoEntry, bunEntry string, env map[string]string) *server {
 	t.Helper()
 	port := freePort(t)
 	s := &server{url: "http://127.0.0.1:" + port, out: &syncBuffer{}}
@@ -179,7 +193,7 @@ func serve(t *testing.T, runtimeName, dist string, env map[string]string) *serve
 	switch runtimeName {
 	case "workerd":
 		config := filepath.Join(dist, "test-"+port+".capnp")
-		capnp := string(must(os.ReadFile(filepath.Join(dist, "workerd.capnp"))))
+		capnp := string(must(os.ReadFile(filepath.Join(dist, capnpFile))))
 		for name, value := range env {
 			capnp = regexp.MustCompile(`\(name = "`+name+`", text = "[^"]*"\)`).
 				ReplaceAllString(capnp, `(name = "`+name+`", text = "`+value+`")`)
@@ -189,9 +203,9 @@ func serve(t *testing.T, runtimeName, dist string, env map[string]string) *serve
 		}
 		cmd = exec.Command(filepath.Join(tools, "workerd"), "serve", config, "--socket-addr", "http=127.0.0.1:"+port)
 	case "deno":
-		cmd = exec.Command(filepath.Join(tools, "deno"), "run", "-A", filepath.Join(dist, "deno.mjs"))
+		cmd = exec.Command(filepath.Join(tools, "deno"), "run", "-A", filepath.Join(dist, denoEntry))
 	case "bun":
-		cmd = exec.Command(filepath.Join(tools, "bun"), filepath.Join(dist, "bun.mjs"))
+		cmd = exec.Command(filepath.Join(tools, "bun"), filepath.Join(dist, bunEntry))
 	}
 	cmd.Env = append(os.Environ(), "PORT="+port, "HOST=127.0.0.1", "DENO_DIR="+t.TempDir(), "NO_COLOR=1")
 	for name, value := range env {
@@ -202,6 +216,7 @@ func serve(t *testing.T, runtimeName, dist string, env map[string]string) *serve
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", runtimeName, err)
 	}
+	s.pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
@@ -226,7 +241,7 @@ func serve(t *testing.T, runtimeName, dist string, env map[string]string) *serve
 	}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
