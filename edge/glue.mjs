@@ -167,15 +167,16 @@ async function start(loadModule, env, onExit) {
       x.head = { status, headers };
       wakePump(x);
     },
-    // push queues a chunk for exchange id and returns how many bytes wait;
-    // flushed says that the handler flushed it, which makes the response a
-    // stream.
-    push(id, chunk, flushed) {
+    // push queues a copy of the first n bytes of staging (Go's staging
+    // array, or one of its own) for exchange id and returns how many bytes
+    // wait; flushed says that the handler flushed it, which makes the
+    // response a stream.
+    push(id, staging, n, flushed) {
       const x = exchanges.get(id);
       if (!x) return 0;
       x.streamed ||= flushed;
-      if (chunk.length > 0) x.queue.push(chunk);
-      x.queued += chunk.length;
+      if (n > 0) x.queue.push(staging.slice(0, n));
+      x.queued += n;
       wakePump(x);
       return x.queued;
     },
@@ -202,16 +203,16 @@ async function start(loadModule, env, onExit) {
   await readyPromise;
 
   // wait sleeps the pump of x until Go has news for it, or its own guard
-  // timer fires; then x adopts Go's wake-up if its owner is gone, or takes
-  // it over, so that the CPU of waking Go moves from stream to stream.
+  // timer fires (one for the exchange's life, set in its own context, which
+  // wakes it every guardMs: no timer is set and cleared per event); then x
+  // adopts Go's wake-up if its owner is gone, or takes it over, so that the
+  // CPU of waking Go moves from stream to stream.
   async function wait(x) {
-    let guard;
+    x.guard ??= setInterval(() => wakePump(x), guardMs);
     await new Promise((resolve) => {
       x.waiter = resolve;
-      guard = setTimeout(resolve, guardMs);
     });
     x.waiter = null;
-    clearTimeout(guard);
     if (wake && !wake.owners.has(x)) {
       const before = current;
       current = x;
@@ -223,6 +224,7 @@ async function start(loadModule, env, onExit) {
   function finish(x) {
     if (!x.live) return;
     x.live = false;
+    clearInterval(x.guard);
     exchanges.delete(x.id);
     if (wake && wake.owners.delete(x) && !owned()) handOver();
   }
@@ -244,6 +246,7 @@ async function start(loadModule, env, onExit) {
       failure: null, // why the response broke off, if it did
       streamed: false,
       waiter: null,
+      guard: null, // the pump's own timer, while it waits
     };
     exchanges.set(x.id, x);
     const pairs = [];

@@ -109,6 +109,7 @@ func main() {
 		live:      make(map[int]*exchange),
 		uint8:     js.Global().Get("Uint8Array"),
 	}
+	b.staging = b.uint8.New(stagingSize)
 	js.Global().Set("tickstreamServe", js.FuncOf(b.serve))
 	js.Global().Set("tickstreamCancel", js.FuncOf(b.cancel))
 	host.Call("ready")
@@ -154,7 +155,17 @@ type bridge struct {
 	maxStream time.Duration
 	live      map[int]*exchange // by the glue's id
 	uint8     js.Value          // Uint8Array
+	// staging is where flushed bytes are copied for the glue, which takes
+	// a copy of them: one JavaScript array for every chunk that fits, so
+	// that an event does not cost a js.Value of its own (each of which
+	// the Go runtime tracks with a finalizer).
+	staging js.Value
 }
+
+// stagingSize is the size of the bridge's staging array: an ordinary
+// event fits many times over; a chunk that does not gets an array of its
+// own.
+const stagingSize = 64 << 10
 
 // serve is tickstreamServe(id, method, url, headers, body, late): headers a
 // flat array of names and values, body a Uint8Array or null, late whether
@@ -327,10 +338,14 @@ func (x *exchange) flush(flushed bool) error {
 	if len(x.buf) == 0 && !flushed {
 		return nil
 	}
-	chunk := x.b.uint8.New(len(x.buf))
+	chunk := x.b.staging
+	if len(x.buf) > stagingSize {
+		chunk = x.b.uint8.New(len(x.buf))
+	}
 	js.CopyBytesToJS(chunk, x.buf)
+	n := len(x.buf)
 	x.buf = x.buf[:0]
-	if queued := x.b.host.Call("push", x.id, chunk, flushed).Int(); queued > maxQueued {
+	if queued := x.b.host.Call("push", x.id, chunk, n, flushed).Int(); queued > maxQueued {
 		return errNotReading
 	}
 	return nil

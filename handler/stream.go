@@ -324,9 +324,9 @@ func (s *schedule) Next(dst []byte, now time.Time) (frame []byte, next time.Time
 // or a heartbeat if that is longer than the heartbeat period away.
 func (s *schedule) wake(now time.Time) time.Time {
 	if s.heartbeat > 0 && s.due.Sub(now) > s.heartbeat {
-		return now.Add(s.heartbeat)
+		return alignWake(now.Add(s.heartbeat))
 	}
-	return s.due
+	return alignWake(s.due)
 }
 
 // End releases the stream's slot and buffers and records why it ended.
