@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,39 +20,8 @@ func expressServer(t *testing.T) string {
 	if err := expressInstall(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", filepath.Join("testdata", "express", "server.mjs"))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	port := make(chan string, 1)
-	go func() {
-		lines := bufio.NewScanner(stdout)
-		if lines.Scan() {
-			port <- strings.TrimPrefix(lines.Text(), "listening ")
-		}
-		close(port)
-		io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case n := <-port:
-		if n == "" {
-			t.Fatalf("node server.mjs did not say where it listens: %s", stderr.String())
-		}
-		return "http://127.0.0.1:" + n
-	case <-time.After(30 * time.Second):
-		t.Fatalf("node server.mjs did not listen within 30s: %s", stderr.String())
-	}
-	return ""
+	base, _ := startNode(t, "express", nil)
+	return base
 }
 
 // compressedReadTimes is the ground truth of a compressed read: it GETs url

@@ -100,6 +100,51 @@ var (
 	expressInstall = sync.OnceValue(func() error { return npmInstall("express") })
 )
 
+// startNode runs testdata/dir/server.mjs with Node.js until the test ends,
+// waits at most 30 s for its first line, "listening PORT", and returns its
+// base URL and what it writes to standard error; each later line of its
+// output goes to line, if not nil.
+func startNode(t *testing.T, dir string, line func([]byte)) (string, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command("node", filepath.Join("testdata", dir, "server.mjs"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	port := make(chan string, 1)
+	go func() {
+		lines := bufio.NewScanner(stdout)
+		if lines.Scan() {
+			port <- strings.TrimPrefix(lines.Text(), "listening ")
+		}
+		close(port)
+		for lines.Scan() {
+			if line != nil {
+				line(lines.Bytes())
+			}
+		}
+	}()
+	select {
+	case n := <-port:
+		if n == "" {
+			t.Fatalf("node testdata/%s/server.mjs did not say where it listens: %s", dir, stderr.String())
+		}
+		return "http://127.0.0.1:" + n, &stderr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node testdata/%s/server.mjs did not listen within 30s: %s", dir, stderr.String())
+	}
+	return "", nil
+}
+
 // An mcpProcess is a running testdata/mcp/server.mjs.
 type mcpProcess struct {
 	url  string
@@ -116,44 +161,14 @@ func mcpServer(t *testing.T) *mcpProcess {
 	if err := mcpInstall(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", filepath.Join("testdata", "mcp", "server.mjs"))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
 	p := &mcpProcess{}
-	port := make(chan string, 1)
-	go func() {
-		lines := bufio.NewScanner(stdout)
-		if lines.Scan() {
-			port <- strings.TrimPrefix(lines.Text(), "listening ")
+	base, stderr := startNode(t, "mcp", func(line []byte) {
+		var n send
+		if json.Unmarshal(line, &n) == nil {
+			p.sent.addSend(n)
 		}
-		close(port)
-		for lines.Scan() {
-			var n send
-			if json.Unmarshal(lines.Bytes(), &n) == nil {
-				p.sent.addSend(n)
-			}
-		}
-	}()
-	select {
-	case n := <-port:
-		if n == "" {
-			t.Fatalf("node server.mjs did not say where it listens: %s", stderr.String())
-		}
-		p.url = "http://127.0.0.1:" + n + "/mcp"
-	case <-time.After(30 * time.Second):
-		t.Fatalf("node server.mjs did not listen within 30s: %s", stderr.String())
-	}
+	})
+	p.url = base + "/mcp"
 	// One call first, so that the tests' calls do not wait for Node.js to
 	// compile the SDK's code paths.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
