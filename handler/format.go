@@ -57,12 +57,7 @@ func appendTick(dst []byte, f streamFormat, retry time.Duration, id int64, ts ti
 	case formatNDJSON:
 		return append(appendTickData(dst, id, ts, size), '\n')
 	case formatText:
-		line := len(dst)
-		dst = append(dst, "Event #"...)
-		dst = strconv.AppendInt(dst, id, 10)
-		dst = append(dst, " at "...)
-		dst = ts.UTC().AppendFormat(dst, timestampLayout)
-		return append(appendTextPad(dst, size-(len(dst)-line)), '\n')
+		return appendTextLine(dst, "Event #", id, ts, size)
 	}
 	if retry > 0 {
 		dst = append(dst, "retry: "...)
@@ -100,12 +95,7 @@ func appendFast(dst []byte, f streamFormat, seq int64, ts time.Time, size int) [
 	case formatNDJSON:
 		return append(appendFastData(dst, seq, ts, size), '\n')
 	case formatText:
-		line := len(dst)
-		dst = append(dst, "seq "...)
-		dst = strconv.AppendInt(dst, seq, 10)
-		dst = append(dst, " at "...)
-		dst = ts.UTC().AppendFormat(dst, timestampLayout)
-		return append(appendTextPad(dst, size-(len(dst)-line)), '\n')
+		return appendTextLine(dst, "seq ", seq, ts, size)
 	}
 	dst = append(dst, "id: "...)
 	dst = strconv.AppendInt(dst, seq, 10)
@@ -154,13 +144,19 @@ func appendPad(dst []byte, n int) []byte {
 	return append(appendDots(dst, n), '"')
 }
 
-// appendTextPad appends a space and dots, n bytes in all, to a text line
-// that is n bytes short of its size; nothing if n is not positive.
-func appendTextPad(dst []byte, n int) []byte {
-	if n <= 0 {
-		return dst
+// appendTextLine appends the text line of an event: prefix and n, " at "
+// and ts, then a space and dots to make it size bytes if it is shorter,
+// and a line end.
+func appendTextLine(dst []byte, prefix string, n int64, ts time.Time, size int) []byte {
+	line := len(dst)
+	dst = append(dst, prefix...)
+	dst = strconv.AppendInt(dst, n, 10)
+	dst = append(dst, " at "...)
+	dst = ts.UTC().AppendFormat(dst, timestampLayout)
+	if short := size - (len(dst) - line); short > 0 {
+		dst = appendDots(append(dst, ' '), short-1)
 	}
-	return appendDots(append(dst, ' '), n-1)
+	return append(dst, '\n')
 }
 
 // appendDots appends n dots.
