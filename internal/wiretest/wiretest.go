@@ -72,39 +72,32 @@ func Events(stream []byte) []sse.Event {
 // ReadFrames reads r until it has read n blank-line-terminated frames and
 // returns exactly the bytes of those frames. It fails if r ends first.
 func ReadFrames(r io.Reader, n int) ([]byte, error) {
-	br := bufio.NewReader(r)
-	var out bytes.Buffer
-	for frames := 0; frames < n; {
-		line, err := br.ReadSlice('\n')
-		out.Write(line)
-		if err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
-				continue
-			}
-			return out.Bytes(), fmt.Errorf("after %d of %d frames: %w", frames, n, err)
-		}
-		if len(line) == 1 || string(line) == "\r\n" {
-			frames++
-		}
-	}
-	return out.Bytes(), nil
+	return readUntil(r, n, "frames", func(line []byte) bool { return len(line) == 1 || string(line) == "\r\n" })
 }
 
 // ReadLines reads r until it has read n lines and returns exactly their
 // bytes. It fails if r ends first.
 func ReadLines(r io.Reader, n int) ([]byte, error) {
+	return readUntil(r, n, "lines", func([]byte) bool { return true })
+}
+
+// readUntil reads r line by line until n lines have ended a unit (named
+// units, for the error), and returns exactly the bytes read to there.
+func readUntil(r io.Reader, n int, units string, ends func(line []byte) bool) ([]byte, error) {
 	br := bufio.NewReader(r)
 	var out bytes.Buffer
-	for lines := 0; lines < n; {
+	for done := 0; done < n; {
 		line, err := br.ReadSlice('\n')
 		out.Write(line)
 		if err != nil {
 			if errors.Is(err, bufio.ErrBufferFull) {
 				continue
 			}
-			return out.Bytes(), fmt.Errorf("after %d of %d lines: %w", lines, n, err)
+			return out.Bytes(), fmt.Errorf("after %d of %d %s: %w", done, n, units, err)
 		}
-		lines++
+		if ends(line) {
+			done++
+		}
 	}
 	return out.Bytes(), nil
 }
