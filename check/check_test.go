@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -269,7 +270,7 @@ func TestCheckUnderPrefix(t *testing.T) {
 // limit and judged kept.
 func TestIdleKept(t *testing.T) {
 	up := upstream(t)
-	client, _, err := newClient(up, options{limits: defaultLimits})
+	client, _, err := newClient(up, options{limits: defaultLimits}, &tls.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,8 +53,9 @@ func sameOrigin(a, b *url.URL) bool {
 // connection's setup and, in the battery, every response's headers. In
 // stream mode a path that holds a whole response holds its head too: the
 // stream's window bounds the wait for it, and a head that comes only with
-// the end is a finding, not a stall.
-func newClient(base string, o options) (*http.Client, string, error) {
+// the end is a finding, not a stall. Its TLS configuration is tlsConfig
+// (clientTLS's).
+func newClient(base string, o options, tlsConfig *tls.Config) (*http.Client, string, error) {
 	tr := &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
 		DialContext:            (&net.Dialer{Timeout: o.limits.header, KeepAlive: 30 * time.Second}).DialContext,
@@ -65,13 +66,10 @@ func newClient(base string, o options) (*http.Client, string, error) {
 		MaxResponseHeaderBytes: 64 << 10,
 		DisableCompression:     true,
 		IdleConnTimeout:        30 * time.Second,
+		TLSClientConfig:        tlsConfig,
 	}
 	if o.stream {
 		tr.ResponseHeaderTimeout = 0
-	}
-	var err error
-	if tr.TLSClientConfig, err = clientTLS(o); err != nil {
-		return nil, "", err
 	}
 	proxy := "direct"
 	if o.proxy != "" {

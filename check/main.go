@@ -171,11 +171,11 @@ func check(ctx context.Context, rawURL string, o options) (Report, error) {
 	if o.idle < 0 || o.duration < 0 {
 		return Report{}, errors.New("-idle and -duration must not be negative")
 	}
-	client, proxy, err := newClient(base, o)
+	tlsConfig, err := clientTLS(o)
 	if err != nil {
 		return Report{}, err
 	}
-	tlsConfig, err := clientTLS(o)
+	client, proxy, err := newClient(base, o, tlsConfig)
 	if err != nil {
 		return Report{}, err
 	}

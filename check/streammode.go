@@ -436,11 +436,11 @@ func checkStream(ctx context.Context, rawURL string, o options) (Report, error) 
 	if err != nil {
 		return Report{}, err
 	}
-	client, proxy, err := newClient(rawURL, o)
+	tlsConfig, err := clientTLS(o)
 	if err != nil {
 		return Report{}, err
 	}
-	tlsConfig, err := clientTLS(o)
+	client, proxy, err := newClient(rawURL, o, tlsConfig)
 	if err != nil {
 		return Report{}, err
 	}
