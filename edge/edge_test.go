@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -711,5 +712,54 @@ func TestWranglerDryRun(t *testing.T) {
 	slices.Sort(names)
 	if diff := cmp.Diff([]string{"<hash>-tickstream.wasm", "README.md", "worker.js", "worker.js.map"}, names); diff != "" {
 		t.Errorf("the bundle's files (-want +got):\n%s", diff)
+	}
+}
+
+// TestRestamp: a frame that the glue's timer sends more than a millisecond
+// after it was due has its timestamp moved to when it is sent, in each of
+// the stream formats; a frame without the stamp of its due time (a
+// heartbeat, a done event, a test clock's event) is sent as it is.
+func TestRestamp(t *testing.T) {
+	build(t)
+	due := time.Date(2026, 12, 6, 9, 0, 0, 120e6, time.UTC)
+	late := due.Add(37 * time.Millisecond)
+	stamp := func(t time.Time) string { return t.Format("2006-01-02T15:04:05.000Z") }
+	type restampCase struct {
+		Frame    string `json:"frame"`
+		Due      int64  `json:"due"`
+		Now      int64  `json:"now"`
+		Restamps string `json:"-"`
+	}
+	cases := []restampCase{
+		{Frame: `id: 3` + "\n" + `data: {"seq":3,"ts":"` + stamp(due) + `"}` + "\n\n", Restamps: `id: 3` + "\n" + `data: {"seq":3,"ts":"` + stamp(late) + `"}` + "\n\n"},
+		{Frame: `{"id":4,"timestamp":"` + stamp(due) + `","message":"Event #4"}` + "\n", Restamps: `{"id":4,"timestamp":"` + stamp(late) + `","message":"Event #4"}` + "\n"},
+		{Frame: "Event #5 at " + stamp(due) + " ...\n", Restamps: "Event #5 at " + stamp(late) + " ...\n"},
+		{Frame: ": keepalive\n\n", Restamps: ": keepalive\n\n"},
+		{Frame: "id: 100\nevent: done\ndata: complete\n\n", Restamps: "id: 100\nevent: done\ndata: complete\n\n"},
+		{Frame: `data: {"seq":0,"ts":"2000-01-01T00:00:00.000Z"}` + "\n\n", Restamps: `data: {"seq":0,"ts":"2000-01-01T00:00:00.000Z"}` + "\n\n"},
+	}
+	var want []string
+	for i := range cases {
+		cases[i].Due, cases[i].Now = due.UnixMilli(), late.UnixMilli()
+		want = append(want, cases[i].Restamps)
+	}
+	in, err := json.Marshal(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `const { restamp } = await import(process.argv[1]);
+const cases = JSON.parse(process.argv[2]);
+const frames = cases.map((c) => new TextDecoder().decode(restamp(new TextEncoder().encode(c.frame), c.due, c.now)));
+console.log(JSON.stringify(frames));`
+	out, err := exec.Command("node", "--input-type=module", "-e", script, filepath.Join(release, "glue.mjs"), string(in)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got []string
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node printed %q: %v", out, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("frames restamped (-want +got):\n%s", diff)
 	}
 }

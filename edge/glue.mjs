@@ -14,9 +14,15 @@ const maxBody = 64 << 10;
 // answers 408, as it does under the runner.
 const bodyTimeoutMs = 5000;
 
-// guardMs is the longest a waiting pump sleeps without looking: its own
-// timer, so that no request ever waits only on another's work.
+// guardMs is the longest a pump with nothing planned sleeps without
+// looking: its own timer, so that no request ever waits only on another's
+// work.
 const guardMs = 2000;
+
+// maxQueued is how many bytes a response may have waiting for its client
+// (main.go's maxQueued): a client with more is not reading, and its stream
+// ends.
+const maxQueued = 2 << 20;
 
 // Statuses whose responses have no body.
 const noBody = new Set([101, 204, 205, 304]);
@@ -178,7 +184,34 @@ async function start(loadModule, env, onExit) {
       if (n > 0) x.queue.push(staging.slice(0, n));
       x.queued += n;
       wakePump(x);
-      return x.queued;
+      return x.queued + x.backlog;
+    },
+    // plan takes the frames of exchange id's stream that Go built ahead
+    // (main.go's WriteStream): n bytes of staging, each frame a record of
+    // the millisecond it is due (a float64), its length (a uint32), both
+    // little-endian, and its bytes. The exchange's own timers send them.
+    plan(id, staging, n) {
+      const x = exchanges.get(id);
+      if (!x || x.stalled) return;
+      x.streamed = true;
+      const view = new DataView(staging.buffer, staging.byteOffset, n);
+      for (let at = 0; at < n; ) {
+        const due = view.getFloat64(at, true);
+        const size = view.getUint32(at + 8, true);
+        at += 12;
+        x.planned.push({ due, frame: staging.slice(at, at + size) });
+        at += size;
+      }
+      wakePump(x);
+    },
+    // unplan drops the planned frames of exchange id that are not sent
+    // yet: its stream ends.
+    unplan(id) {
+      const x = exchanges.get(id);
+      if (!x) return;
+      x.planned = [];
+      x.next = 0;
+      wakePump(x);
     },
     // end ends exchange id's response: cleanly if failure is "", else
     // broken off, failure saying why.
@@ -202,18 +235,15 @@ async function start(loadModule, env, onExit) {
   go._resolveExitPromise = () => {};
   await readyPromise;
 
-  // wait sleeps the pump of x until Go has news for it, or its own guard
-  // timer fires (one for the exchange's life, set in its own context, which
-  // wakes it every guardMs: no timer is set and cleared per event); then x
-  // adopts Go's wake-up if its owner is gone, or takes it over, so that the
-  // CPU of waking Go moves from stream to stream.
+  // wait sleeps the pump of x until Go has news for it; then, if no live
+  // request has a timer set for Go's wake-up, x sets one in its context.
   async function wait(x) {
-    x.guard ??= setInterval(() => wakePump(x), guardMs);
+    guard(x);
     await new Promise((resolve) => {
       x.waiter = resolve;
     });
     x.waiter = null;
-    if (wake && !wake.owners.has(x)) {
+    if (x.live && wake && !owned()) {
       const before = current;
       current = x;
       arm();
@@ -221,10 +251,24 @@ async function start(loadModule, env, onExit) {
     }
   }
 
+  // guard makes sure that x has a timer of its own while it waits, so that
+  // no request ever waits only on another's work (workerd ends such a
+  // request as hung): the timer that sends its next planned frame, or else
+  // its guard, which wakes its pump every guardMs.
+  function guard(x) {
+    if (!x.sender) {
+      x.guard ??= setInterval(() => wakePump(x), guardMs);
+    } else if (x.guard) {
+      clearInterval(x.guard);
+      x.guard = null;
+    }
+  }
+
   function finish(x) {
     if (!x.live) return;
     x.live = false;
     clearInterval(x.guard);
+    wakePump(x); // to see that it is done
     exchanges.delete(x.id);
     if (wake && wake.owners.delete(x) && !owned()) handOver();
   }
@@ -246,7 +290,16 @@ async function start(loadModule, env, onExit) {
       failure: null, // why the response broke off, if it did
       streamed: false,
       waiter: null,
-      guard: null, // the pump's own timer, while it waits
+      guard: null, // the timer of its own while nothing planned waits (guard)
+      controller: null, // the body's, once it is a stream
+      planned: [], // frames Go built ahead: {due (ms since the epoch), frame}
+      next: 0, // the index in planned of the next frame to send
+      sender: null, // the timer that sends the next planned frame
+      backlog: 0, // bytes enqueued that the client has not read
+      stalled: false, // the client stopped reading
+      done: false, // the body has ended, or is ending
+      broken: false, // the body has failed
+      reading: false, // the runtime waits for the body's next bytes
     };
     exchanges.set(x.id, x);
     const pairs = [];
@@ -276,40 +329,114 @@ async function start(loadModule, env, onExit) {
     }
     const stream = new ReadableStream(
       {
-        async pull(controller) {
-          for (;;) {
-            if (x.queue.length > 0) {
-              const chunk = concat(x.queue);
-              x.queue = [];
-              x.queued = 0;
-              controller.enqueue(chunk);
-              return;
-            }
-            if (x.ended) {
-              // A turn later: Bun gives a stream that ends within its first
-              // read a Content-Length, as if it were not a stream.
-              await new Promise((resolve) => setTimeout(resolve, 0));
-              finish(x);
-              if (x.failure) {
-                // Broken off: the client's read fails, as a reset does.
-                controller.error(new Error("tickstream: " + x.failure));
-              } else {
-                controller.close();
-              }
-              return;
-            }
-            await wait(x);
-          }
+        start(controller) {
+          x.controller = controller;
+          pump(x);
+        },
+        pull() {
+          // The runtime has taken all that was enqueued and waits for
+          // more: a body that broke off fails now.
+          x.reading = true;
+          if (x.done && x.failure) breakOff(x);
         },
         cancel() {
-          // The client left: its stream ends, and only its.
-          enter(x, () => globalThis.tickstreamCancel(x.id));
-          finish(x);
+          leave(x);
         },
       },
-      { highWaterMark: 0 },
+      { highWaterMark: 0, size: (chunk) => chunk.byteLength },
     );
     return new Response(stream, { status, headers });
+  }
+
+  // pump sends x's response body, in x's own context: it sends what can
+  // go now, then sleeps until Go has news for it (bytes it pushed, frames
+  // it planned, the end), while x's timer sends each planned frame when it
+  // is due.
+  async function pump(x) {
+    while (send(x)) await wait(x);
+  }
+
+  // send enqueues what x's body has to send now: the bytes Go pushed, and
+  // the planned frames that are due, each as the floor of a stream costs,
+  // one timer and one enqueue (a frame sent more than a millisecond late is
+  // stamped with when it is sent), with a timer set, in x's context, for
+  // the next. It ends the body once Go has ended it and nothing planned
+  // waits, and reports whether the body goes on.
+  function send(x) {
+    if (x.done) return false;
+    const c = x.controller;
+    if (x.failure) {
+      x.planned = []; // broken off: nothing more is sent
+      x.next = 0;
+    }
+    const now = Date.now();
+    const planned = x.planned;
+    try {
+      if (x.queue.length > 0) {
+        x.reading = false;
+        c.enqueue(concat(x.queue));
+        x.queue = [];
+        x.queued = 0;
+      }
+      while (x.next < planned.length && planned[x.next].due <= now) {
+        const { due, frame } = planned[x.next++];
+        x.reading = false;
+        c.enqueue(now - due > 1 ? restamp(frame, due, now) : frame);
+      }
+    } catch {
+      // The runtime ended the body without cancelling it (Deno, when its
+      // client is gone): as if the client left.
+      leave(x);
+      return false;
+    }
+    if (x.next === planned.length) {
+      x.planned = [];
+      x.next = 0;
+    }
+    x.backlog = -c.desiredSize;
+    if (x.backlog > maxQueued && !x.stalled) {
+      // The client stopped reading: the stream ends after what waits.
+      x.stalled = true;
+      x.planned = [];
+      x.next = 0;
+      enter(x, () => globalThis.tickstreamCancel(x.id, true));
+    }
+    if (x.planned.length > 0) {
+      x.sender ??= setTimeout(() => {
+        x.sender = null;
+        send(x);
+      }, x.planned[x.next].due - now);
+    }
+    if (x.planned.length > 0 || !x.ended) {
+      guard(x);
+      return true;
+    }
+    x.done = true;
+    // A turn later: Bun gives a stream that ends within its first read a
+    // Content-Length, as if it were not a stream.
+    setTimeout(() => {
+      finish(x);
+      if (!x.failure) c.close();
+      else if (x.reading) breakOff(x); // else once the runtime has taken what waits (pull)
+    }, 0);
+    return false;
+  }
+
+  // leave ends x's stream, and only its, when its client has left.
+  function leave(x) {
+    x.done = true;
+    clearTimeout(x.sender);
+    enter(x, () => globalThis.tickstreamCancel(x.id, false));
+    finish(x);
+  }
+
+  // breakOff fails the body of x, once, a turn after the runtime has taken
+  // its last bytes (so that it writes them first): the client's read
+  // fails, as a reset does.
+  function breakOff(x) {
+    if (x.broken) return;
+    x.broken = true;
+    setTimeout(() => x.controller.error(new Error("tickstream: " + x.failure)), 0);
   }
 
   return { serve };
@@ -357,4 +484,30 @@ function concat(chunks) {
     at += c.length;
   }
   return out;
+}
+
+// restamp moves the timestamp of frame, which was to be sent at the
+// millisecond due, to now, when it is sent, and returns it. The handler
+// stamps events as JavaScript's toISOString writes times (RFC 3339 in UTC,
+// with milliseconds); a frame without due's stamp (a heartbeat, a done
+// event, a test clock's event) is sent as it is.
+export function restamp(frame, due, now) {
+  const from = new Date(due).toISOString();
+  const at = indexOf(frame, from);
+  if (at < 0) return frame;
+  const to = new Date(now).toISOString();
+  for (let i = 0; i < to.length; i++) frame[at + i] = to.charCodeAt(i);
+  return frame;
+}
+
+// indexOf returns where the ASCII string s first is in bytes, or -1.
+function indexOf(bytes, s) {
+  const first = s.charCodeAt(0);
+  search: for (let at = bytes.indexOf(first); at >= 0 && at + s.length <= bytes.length; at = bytes.indexOf(first, at + 1)) {
+    for (let i = 1; i < s.length; i++) {
+      if (bytes[at + i] !== s.charCodeAt(i)) continue search;
+    }
+    return at;
+  }
+  return -1;
 }

@@ -82,6 +82,7 @@ import (
 	"time"
 
 	"github.com/tickstream/tickstream/handler"
+	"github.com/tickstream/tickstream/internal/clock"
 )
 
 // maxQueued is how many bytes a response may have waiting for its client
@@ -160,6 +161,7 @@ type bridge struct {
 	// that an event does not cost a js.Value of its own (each of which
 	// the Go runtime tracks with a finalizer).
 	staging js.Value
+	plan    []byte // where WriteStream builds a plan
 }
 
 // stagingSize is the size of the bridge's staging array: an ordinary
@@ -186,7 +188,7 @@ func (b *bridge) serve(_ js.Value, args []js.Value) any {
 	}
 	x.cancel = cancel
 	b.live[id] = x
-	r = r.WithContext(testContext(ctx, r))
+	r = r.WithContext(testContext(clock.NewContext(ctx, x.now), r))
 	go func() {
 		defer func() {
 			// As net/http does, a handler's panic ends its response, not
@@ -211,10 +213,16 @@ func (b *bridge) serve(_ js.Value, args []js.Value) any {
 	return nil
 }
 
-// cancel is tickstreamCancel(id): the client of exchange id has left.
+// cancel is tickstreamCancel(id, stalled): the client of exchange id has
+// left, or, if stalled, stopped reading (more than maxQueued bytes wait
+// for it), and its stream ends.
 func (b *bridge) cancel(_ js.Value, args []js.Value) any {
 	if x := b.live[args[0].Int()]; x != nil {
-		x.gone = true
+		if args[1].Truthy() {
+			x.stalled = true
+		} else {
+			x.gone = true
+		}
 		x.cancel()
 	}
 	return nil
@@ -279,6 +287,21 @@ type exchange struct {
 	cancel context.CancelFunc
 	gone   bool // the client left
 	ended  bool
+	// stalled says that the glue found the client not reading a stream
+	// whose frames it sends (WriteStream).
+	stalled bool
+	// sendAt is when the frame WriteStream builds will be sent, zero
+	// before it builds any.
+	sendAt time.Time
+}
+
+// now is the clock of the request's events: the time the frame being
+// built will be sent.
+func (x *exchange) now() time.Time {
+	if x.sendAt.IsZero() {
+		return time.Now()
+	}
+	return x.sendAt
 }
 
 var errClientGone = errors.New("edge: the client left")

@@ -340,8 +340,13 @@ func (s *schedule) End(err error) {
 // (stream.Write): each frame is written with a write deadline and flushed.
 // It returns nil after the last frame, ctx's error as soon as ctx is done,
 // or the error of a failed write; a writer that cannot flush or set
-// deadlines (http.ErrNotSupported) is written to all the same.
+// deadlines (http.ErrNotSupported) is written to all the same. A writer
+// that writes streams itself (a stream.Writer: the edge's) is given the
+// stream instead.
 func (h *Handler) writeStream(ctx context.Context, w http.ResponseWriter, r *http.Request, sched *schedule, maxFrame int) error {
+	if sw, ok := w.(stream.Writer); ok {
+		return sw.WriteStream(ctx, sched, maxFrame)
+	}
 	rw := &responseWriter{
 		w:             w,
 		rc:            http.NewResponseController(w),

@@ -1,7 +1,9 @@
-// Package clock lets tickstream's own tests choose the time that the
-// handler stamps on events, through a request's context, so that a stream
-// served over real sockets (where testing/synctest's fake time cannot
-// reach) has the bytes of the golden files. It is internal: the handler's
+// Package clock lets the code that serves the handler choose the time it
+// stamps on events, through a request's context: tickstream's own tests,
+// so that a stream served over real sockets (where testing/synctest's fake
+// time cannot reach) has the bytes of the golden files, and the edge's
+// stream writer, which builds frames ahead of time (stream.Writer) and
+// stamps each with the time it will be sent. It is internal: the handler's
 // users always get the real time.
 package clock
 

@@ -4,7 +4,9 @@
 // goroutine per stream over any writer (the handler runs it over an
 // http.ResponseWriter, and internal/detach over a hijacked connection that
 // no event loop can write), and internal/detach's event loops, which serve
-// thousands of streams from a goroutine each.
+// thousands of streams from a goroutine each. A response writer may also
+// write streams itself (a Writer: the edge's, whose host's timers send
+// frames built ahead of time).
 package stream
 
 import (
@@ -16,12 +18,28 @@ import (
 type Source interface {
 	// Next appends to dst the frame due at now and returns the result, the
 	// time the frame after it is due, and whether this frame is the
-	// stream's last (Next is not called again).
+	// stream's last (Next is not called again). now is when the frame is
+	// sent: the time of the call, or, for a Writer that builds frames
+	// ahead, the time it will send this one.
 	Next(dst []byte, now time.Time) (frame []byte, next time.Time, last bool)
 	// End is called once, when the stream has ended and its writer is
 	// done with it: with nil if it ended on a frame boundary (after its
 	// last frame, or because the server shuts down), or what ended it.
 	End(err error)
+}
+
+// A Writer is a response writer that writes a stream's frames itself,
+// instead of being written to by Write. The handler gives it every stream
+// it serves on it.
+type Writer interface {
+	// WriteStream sends src's frames, each when it is due, and returns as
+	// Write does: nil once the last frame is sent, ctx's error as soon as
+	// ctx is done (a frame is sent whole or not at all), or why a frame
+	// could not be sent. A frame's events are stamped with the clock of the
+	// request's context (internal/clock): a Writer that builds frames ahead
+	// of time puts a clock there that reads the time the frame being built
+	// will be sent.
+	WriteStream(ctx context.Context, src Source, frameSize int) error
 }
 
 // Write is the goroutine driver: it writes src's frames with send, each as
