@@ -27,23 +27,26 @@
 //     ServeHTTP in a goroutine; Go runs until every goroutine sleeps, so a
 //     route that answers at once has answered when the call returns.
 //   - Each request's bytes are enqueued in its own JavaScript queue. The
-//     ResponseWriter buffers writes and, on Flush (every event) or when
-//     ServeHTTP returns, hands them to the glue (push), which queues them
-//     for that request and wakes that request's pump if it waits. The
-//     response body is a pull-based ReadableStream whose pull, run by the
-//     runtime in the request's own context, takes from the queue or waits
-//     for it; only it touches the stream's controller. A queue over 2 MiB
-//     (a client that stopped reading) fails the write, which ends the
-//     stream as a write timeout does on a socket.
+//     ResponseWriter buffers writes and, on Flush or when ServeHTTP
+//     returns, hands them to the glue (push), which queues them for that
+//     request and wakes that request's pump. A stream route's events
+//     take another way (WriteStream, plan.go): Go builds a stream's
+//     frames ahead, each for the millisecond it is due, and hands them to
+//     the glue (plan), whose timers send each when it is due; Go wakes
+//     only to build the next ones (up to 10 s of them, 8 KiB at least),
+//     not per event. The response body is a ReadableStream whose pump, and the
+//     timers it sets, run in the request's own context; only they touch
+//     its controller. A body with more than 2 MiB waiting for its client
+//     (a client that stopped reading) ends as a write timeout ends one on
+//     a socket.
 //   - What wakes Go. The glue replaces the two timeout imports of
 //     wasm_exec.js: Go's wake-up time is recorded, and a timer for it is
 //     set in the context of the request whose code runs when Go asks (its
-//     owner), which calls into Go when it fires. Ownership moves to each
-//     stream as its pump runs, so that the CPU of waking Go is spread over
-//     the streams, and when the owner ends (its response complete, its
-//     client gone, or a request that answered at once) the next pump to
-//     run, woken at once for that, sets the timer again in its own
-//     context. A waiting pump always has a timer of its own (2 s), so no
+//     owner), which calls into Go when it fires. When the owner ends (its
+//     response complete, its client gone, or a request that answered at
+//     once) the next pump to run, woken at once for that, sets the timer
+//     again in its own context. A waiting request always has a timer of its own (the one
+//     that sends its next planned frame, or else a 2 s guard), so no
 //     request is ever left waiting on another's work alone.
 //   - What breaks a response. A handler that panics after its response
 //     began has it broken off (the glue errors its ReadableStream, so the
