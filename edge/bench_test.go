@@ -71,7 +71,7 @@ var benchLoads = []benchLoad{
 // WebAssembly build against the floor, a plain JavaScript worker that
 // writes the same frames from JavaScript timers (floor.mjs):
 //
-//	go test -run '^$' -bench EdgeCPU -benchtime 3x ./edge
+//	go test -run '^$' -bench EdgeCPU -benchtime 5x ./edge
 //
 // Each workload is run b.N times on one warm process of each; the metric
 // µs/event is the CPU over the events, and ×floor the ratio.
