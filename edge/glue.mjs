@@ -187,7 +187,7 @@ async function start(loadModule, env, onExit) {
       return x.queued + x.backlog;
     },
     // plan takes the frames of exchange id's stream that Go built ahead
-    // (main.go's WriteStream): n bytes of staging, each frame a record of
+    // (plan.go's WriteStream): n bytes of staging, each frame a record of
     // the millisecond it is due (a float64), its length (a uint32), both
     // little-endian, and its bytes. The exchange's own timers send them.
     plan(id, staging, n) {
