@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"net/http"
 	"syscall/js"
 	"time"
 
@@ -46,8 +47,9 @@ const recordHeader = 12
 // by a goroutine that Go's scheduler wakes when it is due costs a call
 // into Go per frame, which costs the runtime several times what sending
 // the frame does. So src's frames are built ahead, many at once: each is
-// built for the millisecond it is due (the request's clock, which stamps
-// its events, reads that millisecond meanwhile), and the glue's timers,
+// built for the moment it will be sent, its due time on sendGrain's grid,
+// or the current millisecond if it is due now (the request's clock, which
+// stamps its events, reads that moment meanwhile), and the glue's timers,
 // set in the request's own context, send each when it is due; a frame
 // sent more than a millisecond late has its timestamp moved to when it is
 // sent, so that every event's is when it was sent, within a millisecond.
@@ -63,7 +65,7 @@ func (x *exchange) WriteStream(ctx context.Context, src stream.Source, frameSize
 		return errClientGone
 	}
 	if x.status == 0 {
-		x.WriteHeader(200)
+		x.WriteHeader(http.StatusOK)
 	}
 	limit := max(planBytes, 2*(recordHeader+frameSize))
 	buf := make([]byte, 0, max(256, frameSize))
