@@ -18,9 +18,9 @@ import (
 type Source interface {
 	// Next appends to dst the frame due at now and returns the result, the
 	// time the frame after it is due, and whether this frame is the
-	// stream's last (Next is not called again). now is when the frame is
-	// sent: the time of the call, or, for a Writer that builds frames
-	// ahead, the time it will send this one.
+	// stream's last (Next is not called again). now is the time of the
+	// call, or, for a Writer that builds frames ahead, the time the frame
+	// is due.
 	Next(dst []byte, now time.Time) (frame []byte, next time.Time, last bool)
 	// End is called once, when the stream has ended and its writer is
 	// done with it: with nil if it ended on a frame boundary (after its
