@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -37,22 +36,11 @@ func compressedReadTimes(ctx context.Context, url string) ([]readAt, string, err
 		return nil, "", err
 	}
 	defer resp.Body.Close()
-	var reads []readAt
-	buf := make([]byte, 32<<10)
-	n := 0
-	for {
-		k, err := resp.Body.Read(buf)
-		if k > 0 {
-			n += k
-			reads = append(reads, readAt{n: n, at: time.Now()})
-		}
-		if err == io.EOF {
-			return reads, map[bool]string{true: "gzip", false: ""}[resp.Uncompressed], nil
-		}
-		if err != nil {
-			return reads, "", err
-		}
+	reads, err := timedReads(resp.Body)
+	if err != nil {
+		return reads, "", err
 	}
+	return reads, map[bool]string{true: "gzip", false: ""}[resp.Uncompressed], nil
 }
 
 // TestStreamModeExpress reads an Express app's event stream, which its

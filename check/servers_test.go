@@ -301,11 +301,17 @@ func readTimes(ctx context.Context, url string) ([]readAt, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	return timedReads(resp.Body)
+}
+
+// timedReads reads body to its end and notes, after each read, how many
+// bytes had arrived and when.
+func timedReads(body io.Reader) ([]readAt, error) {
 	var reads []readAt
 	buf := make([]byte, 32<<10)
 	n := 0
 	for {
-		k, err := resp.Body.Read(buf)
+		k, err := body.Read(buf)
 		if k > 0 {
 			n += k
 			reads = append(reads, readAt{n: n, at: time.Now()})
