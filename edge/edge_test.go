@@ -751,7 +751,9 @@ func TestRestamp(t *testing.T) {
 const cases = JSON.parse(process.argv[2]);
 const frames = cases.map((c) => new TextDecoder().decode(restamp(new TextEncoder().encode(c.frame), c.due, c.now)));
 console.log(JSON.stringify(frames));`
-	out, err := exec.Command("node", "--input-type=module", "-e", script, filepath.Join(release, "glue.mjs"), string(in)).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "node", "--input-type=module", "-e", script, filepath.Join(release, "glue.mjs"), string(in)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
