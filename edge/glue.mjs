@@ -24,6 +24,10 @@ const guardMs = 2000;
 // ends.
 const maxQueued = 2 << 20;
 
+// breakPollMs is how often a body that broke off looks whether its client
+// has taken what was sent before the break, to fail then.
+const breakPollMs = 20;
+
 // Statuses whose responses have no body.
 const noBody = new Set([101, 204, 205, 304]);
 
@@ -194,12 +198,13 @@ async function start(loadModule, env, onExit) {
       const x = exchanges.get(id);
       if (!x || x.stalled) return;
       x.streamed = true;
-      const view = new DataView(staging.buffer, staging.byteOffset, n);
+      const plan = staging.slice(0, n); // one copy; each frame a view of it
+      const view = new DataView(plan.buffer);
       for (let at = 0; at < n; ) {
         const due = view.getFloat64(at, true);
         const size = view.getUint32(at + 8, true);
         at += 12;
-        x.planned.push({ due, frame: staging.slice(at, at + size) });
+        x.planned.push({ due, frame: plan.subarray(at, at + size) });
         at += size;
       }
       wakePump(x);
@@ -296,10 +301,10 @@ async function start(loadModule, env, onExit) {
       next: 0, // the index in planned of the next frame to send
       sender: null, // the timer that sends the next planned frame
       backlog: 0, // bytes enqueued that the client has not read
+      sizes: [], // the sizes of the chunks enqueued, from the first that may wait
       stalled: false, // the client stopped reading
       done: false, // the body has ended, or is ending
       broken: false, // the body has failed
-      reading: false, // the runtime waits for the body's next bytes
     };
     exchanges.set(x.id, x);
     const pairs = [];
@@ -333,17 +338,14 @@ async function start(loadModule, env, onExit) {
           x.controller = controller;
           pump(x);
         },
-        pull() {
-          // The runtime has taken all that was enqueued and waits for
-          // more: a body that broke off fails now.
-          x.reading = true;
-          if (x.done && x.failure) breakOff(x);
-        },
         cancel() {
           leave(x);
         },
       },
-      { highWaterMark: 0, size: (chunk) => chunk.byteLength },
+      // No pull and no size callbacks: each would cost a call from the
+      // runtime into JavaScript per event. The queue counts chunks, and
+      // settle counts their bytes.
+      { highWaterMark: 0 },
     );
     return new Response(stream, { status, headers });
   }
@@ -373,15 +375,13 @@ async function start(loadModule, env, onExit) {
     const planned = x.planned;
     try {
       if (x.queue.length > 0) {
-        x.reading = false;
-        c.enqueue(concat(x.queue));
+        enqueue(x, concat(x.queue));
         x.queue = [];
         x.queued = 0;
       }
       while (x.next < planned.length && planned[x.next].due <= now) {
         const { due, frame } = planned[x.next++];
-        x.reading = false;
-        c.enqueue(now - due > 1 ? restamp(frame, due, now) : frame);
+        enqueue(x, now - due > 1 ? restamp(frame, due, now) : frame);
       }
     } catch {
       // The runtime ended the body without cancelling it (Deno, when its
@@ -393,7 +393,7 @@ async function start(loadModule, env, onExit) {
       x.planned = [];
       x.next = 0;
     }
-    x.backlog = -c.desiredSize;
+    settle(x);
     if (x.backlog > maxQueued && !x.stalled) {
       // The client stopped reading: the stream ends after what waits.
       x.stalled = true;
@@ -417,7 +417,7 @@ async function start(loadModule, env, onExit) {
     setTimeout(() => {
       finish(x);
       if (!x.failure) c.close();
-      else if (x.reading) breakOff(x); // else once the runtime has taken what waits (pull)
+      else breakOff(x);
     }, 0);
     return false;
   }
@@ -430,11 +430,34 @@ async function start(loadModule, env, onExit) {
     finish(x);
   }
 
+  // enqueue gives chunk to x's body.
+  function enqueue(x, chunk) {
+    x.controller.enqueue(chunk);
+    x.sizes.push(chunk.byteLength);
+    x.backlog += chunk.byteLength;
+  }
+
+  // settle finds how many of the bytes enqueued for x's body wait for its
+  // client (x.backlog): the chunks that wait are the last ones enqueued,
+  // and the body's queue counts them (minus its desiredSize, its
+  // high-water mark being 0).
+  function settle(x) {
+    const waiting = Math.max(0, -x.controller.desiredSize);
+    const taken = x.sizes.length - waiting;
+    if (taken <= 0) return;
+    for (let i = 0; i < taken; i++) x.backlog -= x.sizes[i];
+    x.sizes.splice(0, taken);
+  }
+
   // breakOff fails the body of x, once, a turn after the runtime has taken
   // its last bytes (so that it writes them first): the client's read
-  // fails, as a reset does.
+  // fails, as a reset does. It looks every breakPollMs until then.
   function breakOff(x) {
     if (x.broken) return;
+    if (x.controller.desiredSize < 0) {
+      setTimeout(() => breakOff(x), breakPollMs);
+      return;
+    }
     x.broken = true;
     setTimeout(() => x.controller.error(new Error("tickstream: " + x.failure)), 0);
   }
@@ -492,12 +515,25 @@ function concat(chunks) {
 // with milliseconds); a frame without due's stamp (a heartbeat, a done
 // event, a test clock's event) is sent as it is.
 export function restamp(frame, due, now) {
-  const from = new Date(due).toISOString();
+  const from = isoString(due);
   const at = indexOf(frame, from);
   if (at < 0) return frame;
-  const to = new Date(now).toISOString();
+  const to = isoString(now);
   for (let i = 0; i < to.length; i++) frame[at + i] = to.charCodeAt(i);
   return frame;
+}
+
+// isoString returns new Date(ms).toISOString(), remembering the last two:
+// the frames restamped together share their due and send times.
+const isoMs = [NaN, NaN];
+const isoText = ["", ""];
+let isoLast = 0;
+function isoString(ms) {
+  if (isoMs[0] === ms) return isoText[0];
+  if (isoMs[1] === ms) return isoText[1];
+  isoLast ^= 1;
+  isoMs[isoLast] = ms;
+  return (isoText[isoLast] = new Date(ms).toISOString());
 }
 
 // indexOf returns where the ASCII string s first is in bytes, or -1.
