@@ -14,10 +14,9 @@ const maxBody = 64 << 10;
 // answers 408, as it does under the runner.
 const bodyTimeoutMs = 5000;
 
-// guardMs is the longest a pump with nothing planned sleeps without
-// looking: its own timer, so that no request ever waits only on another's
-// work.
-const guardMs = 2000;
+// keepMs is the longest a request's run sleeps: it then looks whether Go's
+// wake-up needs it (see run).
+const keepMs = 1000;
 
 // maxQueued is how many bytes a response may have waiting for its client
 // (main.go's maxQueued): a client with more is not reading, and its stream
@@ -27,6 +26,9 @@ const maxQueued = 2 << 20;
 // breakPollMs is how often a body that broke off looks whether its client
 // has taken what was sent before the break, to fail then.
 const breakPollMs = 20;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 // Statuses whose responses have no body.
 const noBody = new Set([101, 204, 205, 304]);
@@ -42,15 +44,24 @@ export function makeFetch(loadModule, env) {
   let started = null; // a promise of the running instance
   const exited = () => (started = null); // the next request starts another
   return async function fetch(request) {
+    // The request's timer, set first: here, before any await, this code
+    // runs in the request's own context (see run).
+    const clock = { run: null, timer: null };
+    const tick = () => {
+      if (clock.run) clock.run();
+      else clock.timer = setTimeout(tick, 10); // not yet served
+    };
+    clock.timer = setTimeout(tick, 0);
     started ??= start(loadModule, env, exited);
     let go;
     try {
       go = await started;
     } catch (err) {
+      clearTimeout(clock.timer);
       started = null; // the next request tries again
       return unavailable(err.message);
     }
-    return go.serve(request);
+    return go.serve(request, clock);
   };
 }
 
@@ -70,8 +81,9 @@ async function start(loadModule, env, onExit) {
   const go = new globalThis.Go();
   const exchanges = new Map(); // by id: each request's state
   let nextId = 1;
-  let current = null; // the exchange whose code runs Go now
-  let wake = null; // Go's wake-up: {id, at, owners: the exchanges whose timers are set for it}
+  let depth = 0; // how many enter calls run now: Go runs if any do
+  const woken = new Set(); // the exchanges Go had news for as it ran
+  let wake = null; // Go's wake-up: {id, at, owners: the exchanges whose timers run for it}
 
   // What wakes Go: the two timeout imports, replaced (see main.go).
   const mem = () => go.mem;
@@ -79,52 +91,37 @@ async function start(loadModule, env, onExit) {
     sp >>>= 0;
     const id = go._nextCallbackTimeoutID++;
     const delay = mem().getUint32(sp + 8, true) + mem().getInt32(sp + 12, true) * 4294967296;
-    wake = { id, at: Date.now() + delay, owners: new Set() };
-    arm();
+    wake = { id, at: Date.now() + delay, owners: new Set() }; // owned once Go returns (enter)
     mem().setInt32(sp + 16, id, true);
   };
   go.importObject.gojs["runtime.clearTimeoutEvent"] = (sp) => {
     sp >>>= 0;
     const id = mem().getInt32(sp + 8, true);
-    if (wake && wake.id === id) wake = null; // its timer finds it gone
+    if (wake && wake.id === id) wake = null;
   };
 
-  // arm sets a timer for Go's wake-up in the context of the code running
-  // now, whose exchange becomes one of its owners. The first owner's timer
-  // to fire resumes Go, which then asks for its next wake-up; the others
-  // find theirs gone and do nothing.
-  function arm() {
-    const w = wake;
-    if (!w) return;
-    const owner = current;
-    if (owner) w.owners.add(owner);
-    setTimeout(() => {
-      if (wake !== w) return; // cleared, or set again since
-      enter(owner, () => {
-        for (let tries = 0; wake === w && tries < 3; tries++) go._resume();
-      });
-    }, Math.max(0, w.at - Date.now()));
-  }
-
-  // owned reports whether a live request has a timer set for Go's wake-up.
+  // owned reports whether a live request's timer runs for Go's wake-up.
   function owned() {
     for (const x of wake.owners) if (x.live) return true;
     return false;
   }
 
-  // enter runs fn, which calls into Go, on behalf of exchange x (null for
-  // none), and afterwards makes sure Go's wake-up has a live owner. Go
-  // exits only while it runs, so this is where an exit shows.
+  // enter runs fn, which calls into Go, on behalf of exchange x. Once Go
+  // has returned, it gives Go's wake-up to x if it has no live owner (x's
+  // run then times it), and sends what Go had news for, at once (send).
+  // Go exits only while it runs, so this is where an exit shows.
   function enter(x, fn) {
     if (go.exited) return;
-    const before = current;
-    current = x;
+    depth++;
     try {
       return fn();
     } finally {
-      current = before;
-      if (go.exited) exit();
-      else if (wake && !owned()) handOver();
+      if (--depth === 0) {
+        if (go.exited) exit();
+        else if (wake && x.live && !owned()) wake.owners.add(x);
+        for (const y of woken) send(y);
+        woken.clear();
+      }
     }
   }
 
@@ -138,44 +135,48 @@ async function start(loadModule, env, onExit) {
     for (const x of exchanges.values()) {
       x.failure = "the Go instance exited";
       x.ended = true;
-      wakePump(x);
+      notify(x);
     }
     onExit();
   }
 
-  // handOver finds Go's wake-up a new owner: the first waiting pump, woken
-  // at once to set the timer in its own context.
-  function handOver() {
-    for (const x of exchanges.values()) {
-      if (x.waiter) {
-        wakePump(x);
-        return;
-      }
-    }
-  }
-
-  function wakePump(x) {
-    const resolve = x.waiter;
-    if (resolve) {
-      x.waiter = null;
-      resolve();
-    }
+  // notify has x's news (a head, bytes, frames, the end) sent, once Go has
+  // returned if Go runs.
+  function notify(x) {
+    if (depth > 0) woken.add(x);
+    else send(x);
   }
 
   // The host's callbacks, which Go calls.
   let ready;
   const readyPromise = new Promise((resolve, reject) => (ready = { resolve, reject }));
+  let inbox = null; // Go's array where a request's head is written for it
   globalThis.tickstreamHost = {
-    ready: () => ready.resolve(),
+    ready(array) {
+      inbox = array;
+      ready.resolve();
+    },
     log: (msg) => console.error(msg),
     fail: (msg) => ready.reject(new Error("tickstream: " + msg)),
-    head(id, status, pairs) {
+    // head gives exchange id its response's status and headers: n bytes
+    // of staging, each header's name and then value, each a length in
+    // bytes (a uint32, little-endian) and its UTF-8 bytes.
+    head(id, status, staging, n) {
       const x = exchanges.get(id);
       if (!x) return;
       const headers = new Headers();
-      for (let i = 0; i + 1 < pairs.length; i += 2) headers.append(pairs[i], pairs[i + 1]);
+      const view = new DataView(staging.buffer, staging.byteOffset, n);
+      const text = (at, size) => decoder.decode(staging.subarray(at, at + size));
+      for (let at = 0; at < n; ) {
+        const nameSize = view.getUint32(at, true);
+        const name = text(at + 4, nameSize);
+        at += 4 + nameSize;
+        const valueSize = view.getUint32(at, true);
+        headers.append(name, text(at + 4, valueSize));
+        at += 4 + valueSize;
+      }
       x.head = { status, headers };
-      wakePump(x);
+      notify(x);
     },
     // push queues a copy of the first n bytes of staging (Go's staging
     // array, or one of its own) for exchange id and returns how many bytes
@@ -187,13 +188,13 @@ async function start(loadModule, env, onExit) {
       x.streamed ||= flushed;
       if (n > 0) x.queue.push(staging.slice(0, n));
       x.queued += n;
-      wakePump(x);
+      notify(x);
       return x.queued + x.backlog;
     },
     // plan takes the frames of exchange id's stream that Go built ahead
     // (plan.go's WriteStream): n bytes of staging, each frame a record of
     // the millisecond it is due (a float64), its length (a uint32), both
-    // little-endian, and its bytes. The exchange's own timers send them.
+    // little-endian, and its bytes. The exchange's run sends them.
     plan(id, staging, n) {
       const x = exchanges.get(id);
       if (!x || x.stalled) return;
@@ -207,7 +208,7 @@ async function start(loadModule, env, onExit) {
         x.planned.push({ due, frame: plan.subarray(at, at + size) });
         at += size;
       }
-      wakePump(x);
+      notify(x);
     },
     // unplan drops the planned frames of exchange id that are not sent
     // yet: its stream ends.
@@ -216,16 +217,16 @@ async function start(loadModule, env, onExit) {
       if (!x) return;
       x.planned = [];
       x.next = 0;
-      wakePump(x);
+      notify(x);
     },
-    // end ends exchange id's response: cleanly if failure is "", else
+    // end ends exchange id's response: cleanly if failure is null, else
     // broken off, failure saying why.
     end(id, failure) {
       const x = exchanges.get(id);
       if (!x) return;
       x.ended = true;
       x.failure = failure || null;
-      wakePump(x);
+      notify(x);
     },
   };
   globalThis.tickstreamConfig = {
@@ -240,46 +241,60 @@ async function start(loadModule, env, onExit) {
   go._resolveExitPromise = () => {};
   await readyPromise;
 
-  // wait sleeps the pump of x until Go has news for it; then, if no live
-  // request has a timer set for Go's wake-up, x sets one in its context.
-  async function wait(x) {
-    guard(x);
-    await new Promise((resolve) => {
-      x.waiter = resolve;
-    });
-    x.waiter = null;
-    if (x.live && wake && !owned()) {
-      const before = current;
-      current = x;
-      arm();
-      current = before;
+  // run is the timer of exchange x, and the only code that sets one for
+  // it: workerd ties a timer to the request whose context sets it, and the
+  // code that follows an await, or that another request's event runs (Go,
+  // a callback of Go's), may run in that other request's context; a timer
+  // it set would end with that request. run's first call is set by fetch
+  // before any await, and run sets each next one itself, so x's timers
+  // are x's. It runs Go if its wake-up is due, sends what x has to send,
+  // ends x's body once it is done, and sets its next call: for x's next
+  // planned frame, for Go's wake-up if x is one of its owners (any live
+  // request whose run comes first takes an ownerless one), or else after
+  // keepMs.
+  function run(x) {
+    if (!x.live) return;
+    const now = Date.now();
+    const w = wake;
+    if (w && w.at <= now) resume(x, w);
+    if (x.stalled && !x.cancelled) {
+      x.cancelled = true;
+      enter(x, () => globalThis.tickstreamCancel(x.id, true));
     }
+    send(x);
+    if (x.ending) end(x);
+    if (!x.live) return;
+    if (x.controller) x.begun = true;
+    if (wake && !owned()) wake.owners.add(x);
+    let at = now + keepMs;
+    if (x.next < x.planned.length) at = Math.min(at, x.planned[x.next].due);
+    if (wake && wake.owners.has(x)) at = Math.min(at, wake.at);
+    if (x.ending) at = now + (x.breaking || x.controller.desiredSize >= 0 ? 0 : breakPollMs);
+    x.clock.timer = setTimeout(x.clock.run, Math.max(0, at - Date.now()));
   }
 
-  // guard makes sure that x has a timer of its own while it waits, so that
-  // no request ever waits only on another's work (workerd ends such a
-  // request as hung): the timer that sends its next planned frame, or else
-  // its guard, which wakes its pump every guardMs.
-  function guard(x) {
-    if (!x.sender) {
-      x.guard ??= setInterval(() => wakePump(x), guardMs);
-    } else if (x.guard) {
-      clearInterval(x.guard);
-      x.guard = null;
-    }
+  // resume runs Go for its wake-up w, on behalf of exchange x, unless w
+  // was cleared or set again since.
+  function resume(x, w) {
+    if (wake !== w) return;
+    enter(x, () => {
+      for (let tries = 0; wake === w && tries < 3; tries++) go._resume();
+    });
   }
 
   function finish(x) {
     if (!x.live) return;
     x.live = false;
-    clearInterval(x.guard);
-    wakePump(x); // to see that it is done
+    clearTimeout(x.clock.timer); // a no-op in workerd outside x's context: run finds x done
     exchanges.delete(x.id);
-    if (wake && wake.owners.delete(x) && !owned()) handOver();
+    if (x.waiter) x.waiter(); // serve, waiting for a head
   }
 
-  async function serve(request) {
-    if (gone) return unavailable("the Go instance exited");
+  async function serve(request, clock) {
+    if (gone) {
+      clearTimeout(clock.timer);
+      return unavailable("the Go instance exited");
+    }
     let body = null;
     let late = false;
     if (request.body && request.method !== "GET" && request.method !== "HEAD") {
@@ -288,29 +303,37 @@ async function start(loadModule, env, onExit) {
     const x = {
       id: nextId++,
       live: true,
+      clock, // its timer, which calls run
       head: null,
+      waiter: null, // serve's, while it waits for the head
       queue: [],
       queued: 0,
       ended: false,
       failure: null, // why the response broke off, if it did
       streamed: false,
-      waiter: null,
-      guard: null, // the timer of its own while nothing planned waits (guard)
       controller: null, // the body's, once it is a stream
       planned: [], // frames Go built ahead: {due (ms since the epoch), frame}
       next: 0, // the index in planned of the next frame to send
-      sender: null, // the timer that sends the next planned frame
       backlog: 0, // bytes enqueued that the client has not read
       sizes: [], // the sizes of the chunks enqueued, from the first that may wait
       stalled: false, // the client stopped reading
-      done: false, // the body has ended, or is ending
-      broken: false, // the body has failed
+      cancelled: false, // Go was told so
+      ending: false, // the body ends at x's next run (end)
+      breaking: false, // the body, broken off, fails at its next end
+      begun: false, // x's run has run since its body began
     };
     exchanges.set(x.id, x);
-    const pairs = [];
-    for (const [name, value] of request.headers) pairs.push(name, value);
-    enter(x, () => globalThis.tickstreamServe(x.id, request.method, request.url, pairs, body, late));
-    while (!x.head && !x.ended) await wait(x);
+    clock.run = () => run(x);
+    // The request's head, for Go's parseHead: the method, the URL and each
+    // header's name and value, separated by NUL bytes (none of them can
+    // hold one), in the inbox if it fits.
+    let head = request.method + "\0" + request.url;
+    for (const [name, value] of request.headers) head += "\0" + name + "\0" + value;
+    const { read, written } = encoder.encodeInto(head, inbox);
+    const own = read < head.length ? encoder.encode(head) : null;
+    enter(x, () => globalThis.tickstreamServe(x.id, written, late, own, body));
+    if (!x.head && !x.ended && x.live) await new Promise((resolve) => (x.waiter = resolve));
+    x.waiter = null;
     if (!x.head) {
       finish(x);
       return x.failure ? unavailable(x.failure) : new Response(null, { status: 502 });
@@ -336,7 +359,7 @@ async function start(loadModule, env, onExit) {
       {
         start(controller) {
           x.controller = controller;
-          pump(x);
+          send(x);
         },
         cancel() {
           leave(x);
@@ -350,23 +373,18 @@ async function start(loadModule, env, onExit) {
     return new Response(stream, { status, headers });
   }
 
-  // pump sends x's response body, in x's own context: it sends what can
-  // go now, then sleeps until Go has news for it (bytes it pushed, frames
-  // it planned, the end), while x's timer sends each planned frame when it
-  // is due.
-  async function pump(x) {
-    while (send(x)) await wait(x);
-  }
-
   // send enqueues what x's body has to send now: the bytes Go pushed, and
   // the planned frames that are due, each as the floor of a stream costs,
-  // one timer and one enqueue (a frame sent more than a millisecond late is
-  // stamped with when it is sent), with a timer set, in x's context, for
-  // the next. It ends the body once Go has ended it and nothing planned
-  // waits, and reports whether the body goes on.
+  // one enqueue (a frame sent more than a millisecond late is stamped with
+  // when it is sent); x's run sends the next when it is due. Once Go has
+  // ended the response and nothing planned waits, the body ends: at once,
+  // if it ends cleanly and x's run has run since it began (Bun gives a
+  // stream that ends within its first read a Content-Length, as if it were
+  // not a stream), else at x's next run (end). A head Go sent wakes serve.
   function send(x) {
-    if (x.done) return false;
+    if (x.waiter && (x.head || x.ended)) x.waiter();
     const c = x.controller;
+    if (!c || !x.live || x.ending) return;
     if (x.failure) {
       x.planned = []; // broken off: nothing more is sent
       x.next = 0;
@@ -387,7 +405,7 @@ async function start(loadModule, env, onExit) {
       // The runtime ended the body without cancelling it (Deno, when its
       // client is gone): as if the client left.
       leave(x);
-      return false;
+      return;
     }
     if (x.next === planned.length) {
       x.planned = [];
@@ -395,37 +413,43 @@ async function start(loadModule, env, onExit) {
     }
     settle(x);
     if (x.backlog > maxQueued && !x.stalled) {
-      // The client stopped reading: the stream ends after what waits.
+      // The client stopped reading: the stream ends after what waits, and
+      // x's run tells Go.
       x.stalled = true;
       x.planned = [];
       x.next = 0;
-      enter(x, () => globalThis.tickstreamCancel(x.id, true));
     }
-    if (x.planned.length > 0) {
-      x.sender ??= setTimeout(() => {
-        x.sender = null;
-        send(x);
-      }, x.planned[x.next].due - now);
-    }
-    if (x.planned.length > 0 || !x.ended) {
-      guard(x);
-      return true;
-    }
-    x.done = true;
-    // A turn later: Bun gives a stream that ends within its first read a
-    // Content-Length, as if it were not a stream.
-    setTimeout(() => {
+    if (x.planned.length > 0 || !x.ended) return;
+    if (!x.failure && x.begun) {
       finish(x);
-      if (!x.failure) c.close();
-      else breakOff(x);
-    }, 0);
-    return false;
+      c.close();
+      return;
+    }
+    x.ending = true;
+  }
+
+  // end ends the body of x, at x's run: cleanly, or, if it broke off, by
+  // failing it (the client's read fails, as a reset does), a run after the
+  // runtime has taken the bytes sent before the break, so that it writes
+  // them first.
+  function end(x) {
+    const c = x.controller;
+    if (!x.failure) {
+      finish(x);
+      c.close();
+      return;
+    }
+    if (!x.breaking) {
+      x.breaking = c.desiredSize >= 0; // taken: it fails at the next run
+      return;
+    }
+    finish(x);
+    c.error(new Error("tickstream: " + x.failure));
   }
 
   // leave ends x's stream, and only its, when its client has left.
   function leave(x) {
-    x.done = true;
-    clearTimeout(x.sender);
+    if (!x.live) return;
     enter(x, () => globalThis.tickstreamCancel(x.id, false));
     finish(x);
   }
@@ -447,19 +471,6 @@ async function start(loadModule, env, onExit) {
     if (taken <= 0) return;
     for (let i = 0; i < taken; i++) x.backlog -= x.sizes[i];
     x.sizes.splice(0, taken);
-  }
-
-  // breakOff fails the body of x, once, a turn after the runtime has taken
-  // its last bytes (so that it writes them first): the client's read
-  // fails, as a reset does. It looks every breakPollMs until then.
-  function breakOff(x) {
-    if (x.broken) return;
-    if (x.controller.desiredSize < 0) {
-      setTimeout(() => breakOff(x), breakPollMs);
-      return;
-    }
-    x.broken = true;
-    setTimeout(() => x.controller.error(new Error("tickstream: " + x.failure)), 0);
   }
 
   return { serve };

@@ -18,36 +18,41 @@
 // and stream to the request whose code created it: another request may
 // not touch it, a request whose only pending work belongs to another is
 // killed as hung, and a client's departure cancels every task of its
-// request. So nothing here may belong to one request on behalf of others:
+// request. Worse, code that runs after an await, or on another request's
+// event (the JavaScript that Go calls as it runs for one request), may
+// run in that other request's context, and a timer it sets ends with that
+// request: a glue that set timers from there left streams open for good
+// (TestStreamsEndingTogether). So nothing here may belong to one request
+// on behalf of others, and each request's timers are set by that
+// request's own timer only:
 //
-//   - A request becomes a handler call. The glue reads the request (a
-//     POST's body at most 64 KiB and 1 byte, within the body timeout, so
-//     that the handler gives its 413 or 408) and calls tickstreamServe,
-//     which builds an http.Request (HTTP/1.1, no client address) and runs
-//     ServeHTTP in a goroutine; Go runs until every goroutine sleeps, so a
-//     route that answers at once has answered when the call returns.
+//   - A request becomes a handler call. The glue sets the request's timer
+//     first, reads the request (a POST's body at most 64 KiB and 1 byte,
+//     within the body timeout, so that the handler gives its 413 or 408)
+//     and calls tickstreamServe with its head as bytes in an array made
+//     once (the inbox), which builds an http.Request (HTTP/1.1, no client
+//     address) and runs ServeHTTP in a goroutine; Go runs until every
+//     goroutine sleeps, so a route that answers at once has answered when
+//     the call returns. Nothing passed either way for a request is a
+//     JavaScript string or object of its own (bridge).
 //   - Each request's bytes are enqueued in its own JavaScript queue. The
 //     ResponseWriter buffers writes and, on Flush or when ServeHTTP
-//     returns, hands them to the glue (push), which queues them for that
-//     request and wakes that request's pump. A stream route's events
-//     take another way (WriteStream, plan.go): Go builds a stream's
-//     frames ahead, each for the millisecond it is due, and hands them to
-//     the glue (plan), whose timers send each when it is due; Go wakes
+//     returns, hands them to the glue (push), which enqueues them for that
+//     request's body once Go returns. A stream route's events take another
+//     way (WriteStream, plan.go): Go builds a stream's frames ahead, each
+//     for the millisecond it is due, and hands them to the glue (plan),
+//     whose timer for that request sends each when it is due; Go wakes
 //     only to build the next ones (up to 10 s of them, 8 KiB at least),
-//     not per event. The response body is a ReadableStream whose pump, and the
-//     timers it sets, run in the request's own context; only they touch
-//     its controller. A body with more than 2 MiB waiting for its client
-//     (a client that stopped reading) ends as a write timeout ends one on
-//     a socket.
+//     not per event. A body with more than 2 MiB waiting for its client (a
+//     client that stopped reading) ends as a write timeout ends one on a
+//     socket.
 //   - What wakes Go. The glue replaces the two timeout imports of
-//     wasm_exec.js: Go's wake-up time is recorded, and a timer for it is
-//     set in the context of the request whose code runs when Go asks (its
-//     owner), which calls into Go when it fires. When the owner ends (its
-//     response complete, its client gone, or a request that answered at
-//     once) the next pump to run, woken at once for that, sets the timer
-//     again in its own context. A waiting request always has a timer of its own (the one
-//     that sends its next planned frame, or else a 2 s guard), so no
-//     request is ever left waiting on another's work alone.
+//     wasm_exec.js: Go's wake-up time is recorded and given to a live
+//     request (its owner), whose timer calls into Go when it is due. Any
+//     request's timer that runs after that time calls into Go too, and
+//     takes the wake-up if its owner has ended; every request's timer runs
+//     at least every second, so no request is ever left waiting on
+//     another's work alone.
 //   - What breaks a response. A handler that panics after its response
 //     began has it broken off (the glue errors its ReadableStream, so the
 //     client's read fails as when net/http aborts a connection), never
@@ -73,6 +78,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,6 +87,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"syscall/js"
 	"time"
 
@@ -108,16 +115,35 @@ func main() {
 	opts := []handler.Option{handler.WithMaxStreams(cfg.maxStreams)}
 	b := &bridge{
 		h:         testHandler(handler.New(append(opts, testOptions()...)...)),
-		host:      host,
+		host:      newHost(host),
 		maxStream: cfg.maxStreamDuration,
 		live:      make(map[int]*exchange),
 		uint8:     js.Global().Get("Uint8Array"),
 	}
 	b.staging = b.uint8.New(stagingSize)
+	b.inbox = b.uint8.New(inboxSize)
 	js.Global().Set("tickstreamServe", js.FuncOf(b.serve))
 	js.Global().Set("tickstreamCancel", js.FuncOf(b.cancel))
-	host.Call("ready")
+	host.Call("ready", b.inbox)
 	select {}
+}
+
+// host holds the glue's callbacks (tickstreamHost's methods), each called
+// with Invoke: Value.Call would look the method up by name, decoding the
+// name from Go's memory, on every call.
+type host struct {
+	head, push, plan, unplan, end, log js.Value
+}
+
+func newHost(v js.Value) host {
+	return host{
+		head:   v.Get("head"),
+		push:   v.Get("push"),
+		plan:   v.Get("plan"),
+		unplan: v.Get("unplan"),
+		end:    v.Get("end"),
+		log:    v.Get("log"),
+	}
 }
 
 // readConfig reads the glue's settings: maxStreamDuration and maxStreams,
@@ -153,18 +179,28 @@ func stringField(v js.Value, name string) string {
 }
 
 // A bridge serves the handler to the glue.
+//
+// Nothing it passes between Go and JavaScript for a request is a
+// JavaScript string, array or object of its own: each such js.Value costs
+// the Go runtime a finalizer, and the glue an entry in its table of values
+// Go holds, which cost a request more than its handler does. A request's
+// head comes as bytes in the inbox, and the response's head, its chunks
+// and its plans go back as bytes in the staging array; both are
+// JavaScript arrays made once.
 type bridge struct {
 	h         http.Handler
-	host      js.Value // the glue's callbacks: head, push, end, log
+	host      host
 	maxStream time.Duration
 	live      map[int]*exchange // by the glue's id
 	uint8     js.Value          // Uint8Array
-	// staging is where flushed bytes are copied for the glue, which takes
-	// a copy of them: one JavaScript array for every chunk that fits, so
-	// that an event does not cost a js.Value of its own (each of which
-	// the Go runtime tracks with a finalizer).
+	// inbox is where the glue writes a request's head for serve.
+	inbox js.Value
+	// staging is where a response's head, its flushed bytes and its plans
+	// are copied for the glue, which takes a copy of them: one JavaScript
+	// array for every one that fits.
 	staging js.Value
 	plan    []byte // where WriteStream builds a plan
+	head    []byte // where WriteHeader encodes a head
 }
 
 // stagingSize is the size of the bridge's staging array: an ordinary
@@ -172,15 +208,38 @@ type bridge struct {
 // own.
 const stagingSize = 64 << 10
 
-// serve is tickstreamServe(id, method, url, headers, body, late): headers a
-// flat array of names and values, body a Uint8Array or null, late whether
-// the rest of the body did not come within the body timeout. It starts the
-// handler on the request; the response comes through the host's head,
-// push and end, some of it before serve returns.
+// inboxSize is the size of the bridge's inbox: a request's head that does
+// not fit comes in an array of its own.
+const inboxSize = 32 << 10
+
+// stage copies p to the staging array, or to an array of its own if it
+// does not fit, and returns the array.
+func (b *bridge) stage(p []byte) js.Value {
+	chunk := b.staging
+	if len(p) > stagingSize {
+		chunk = b.uint8.New(len(p))
+	}
+	js.CopyBytesToJS(chunk, p)
+	return chunk
+}
+
+// serve is tickstreamServe(id, n, late, head, body): the request's head
+// (parseHead) is the first n bytes of the inbox, or head if head is not
+// null (a Uint8Array, for a head too large for the inbox); body is a
+// Uint8Array or null; late says whether the rest of the body did not come
+// within the body timeout. It starts the handler on the request; the
+// response comes through the host's head, push, plan and end, some of it
+// before serve returns.
 func (b *bridge) serve(_ js.Value, args []js.Value) any {
 	id := args[0].Int()
 	x := &exchange{id: id, b: b, header: make(http.Header)}
-	r, err := newRequest(args[1].String(), args[2].String(), args[3], args[4], args[5].Truthy())
+	src, n := b.inbox, args[1].Int()
+	if head := args[3]; !head.IsNull() {
+		src, n = head, head.Length()
+	}
+	raw := make([]byte, n)
+	js.CopyBytesToGo(raw, src)
+	r, err := newRequest(raw, args[4], args[2].Truthy())
 	if err != nil {
 		go x.answer(http.StatusBadRequest, err)
 		return nil
@@ -198,7 +257,7 @@ func (b *bridge) serve(_ js.Value, args []js.Value) any {
 			// the instance that serves every request.
 			if p := recover(); p != nil {
 				if p != http.ErrAbortHandler {
-					b.host.Call("log", fmt.Sprintf("edge: panic serving %s %s: %v", r.Method, r.URL.Path, p))
+					b.host.log.Invoke(fmt.Sprintf("edge: panic serving %s %s: %v", r.Method, r.URL.Path, p))
 				}
 				if x.status == 0 {
 					x.buf = x.buf[:0]
@@ -231,17 +290,39 @@ func (b *bridge) cancel(_ js.Value, args []js.Value) any {
 	return nil
 }
 
-// newRequest builds the handler's request from what the glue passes. The
-// body of a late request reads as what came, then a deadline error, as a
-// socket's past its read deadline does: the handler answers it 408.
-func newRequest(method, rawURL string, headers, body js.Value, late bool) (*http.Request, error) {
+// parseHead reads a request's head as the glue writes it: the method, the
+// URL and each header's name and value, UTF-8, separated by NUL bytes,
+// which none of them can hold (a fetch Request's method is a token, its
+// URL is serialized, and its headers are validated).
+func parseHead(head []byte) (method, rawURL string, header http.Header, err error) {
+	s := string(head)
+	method, s, _ = strings.Cut(s, "\x00")
+	rawURL, s, more := strings.Cut(s, "\x00")
+	header = make(http.Header)
+	for more {
+		var name, value string
+		name, s, _ = strings.Cut(s, "\x00")
+		value, s, more = strings.Cut(s, "\x00")
+		header.Add(name, value)
+	}
+	if method == "" || rawURL == "" {
+		return "", "", nil, errors.New("request head: no method or URL")
+	}
+	return method, rawURL, header, nil
+}
+
+// newRequest builds the handler's request from what the glue passes: its
+// head (parseHead) and its body. The body of a late request reads as what
+// came, then a deadline error, as a socket's past its read deadline does:
+// the handler answers it 408.
+func newRequest(head []byte, body js.Value, late bool) (*http.Request, error) {
+	method, rawURL, header, err := parseHead(head)
+	if err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("request URL: %w", err)
-	}
-	header := make(http.Header)
-	for i := 0; i+1 < headers.Length(); i += 2 {
-		header.Add(headers.Index(i).String(), headers.Index(i+1).String())
 	}
 	r := &http.Request{
 		Method:     method,
@@ -323,16 +404,24 @@ func (x *exchange) WriteHeader(code int) {
 		return
 	}
 	x.status = code
-	var pairs []any
+	head := x.b.head[:0]
 	for name, values := range x.header {
 		if name == "Connection" {
 			continue // the runtime's
 		}
 		for _, v := range values {
-			pairs = append(pairs, name, v)
+			head = appendString(appendString(head, name), v)
 		}
 	}
-	x.b.host.Call("head", x.id, code, pairs)
+	x.b.head = head
+	x.b.host.head.Invoke(x.id, code, x.b.stage(head), len(head))
+}
+
+// appendString appends s to a head for the glue: its length in bytes (a
+// uint32, little-endian), then its bytes.
+func appendString(head []byte, s string) []byte {
+	head = binary.LittleEndian.AppendUint32(head, uint32(len(s)))
+	return append(head, s...)
 }
 
 func (x *exchange) Write(p []byte) (int, error) {
@@ -364,14 +453,10 @@ func (x *exchange) flush(flushed bool) error {
 	if len(x.buf) == 0 && !flushed {
 		return nil
 	}
-	chunk := x.b.staging
-	if len(x.buf) > stagingSize {
-		chunk = x.b.uint8.New(len(x.buf))
-	}
-	js.CopyBytesToJS(chunk, x.buf)
+	chunk := x.b.stage(x.buf)
 	n := len(x.buf)
 	x.buf = x.buf[:0]
-	if queued := x.b.host.Call("push", x.id, chunk, n, flushed).Int(); queued > maxQueued {
+	if queued := x.b.host.push.Invoke(x.id, chunk, n, flushed).Int(); queued > maxQueued {
 		return errNotReading
 	}
 	return nil
@@ -400,7 +485,11 @@ func (x *exchange) end(failure string) {
 	x.ended = true
 	x.cancel()
 	delete(x.b.live, x.id)
-	x.b.host.Call("end", x.id, failure)
+	if failure == "" {
+		x.b.host.end.Invoke(x.id, nil) // null: a string would cost a js.Value
+		return
+	}
+	x.b.host.end.Invoke(x.id, failure)
 }
 
 // answer ends an exchange whose request could not be built with status

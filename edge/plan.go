@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"math"
 	"net/http"
-	"syscall/js"
 	"time"
 
 	"github.com/tickstream/tickstream/internal/stream"
@@ -100,7 +99,7 @@ func (x *exchange) WriteStream(ctx context.Context, src stream.Source, frameSize
 		timer.Reset(time.Until(wake))
 		select {
 		case <-ctx.Done():
-			x.b.host.Call("unplan", x.id)
+			x.b.host.unplan.Invoke(x.id)
 			if x.stalled {
 				return errNotReading
 			}
@@ -123,10 +122,5 @@ func appendRecord(plan []byte, at time.Time, frame []byte) []byte {
 // sendPlan hands a plan to the glue (its plan callback), through the
 // staging array if it fits.
 func (x *exchange) sendPlan(plan []byte) {
-	chunk := x.b.staging
-	if len(plan) > stagingSize {
-		chunk = x.b.uint8.New(len(plan))
-	}
-	js.CopyBytesToJS(chunk, plan)
-	x.b.host.Call("plan", x.id, chunk, len(plan))
+	x.b.host.plan.Invoke(x.id, x.b.stage(plan), len(plan))
 }
