@@ -42,7 +42,7 @@
 //     way (WriteStream, plan.go): Go builds a stream's frames ahead, each
 //     for the millisecond it is due, and hands them to the glue (plan),
 //     whose timer for that request sends each when it is due; Go wakes
-//     only to build the next ones (up to 10 s of them, 8 KiB at least),
+//     only to build the next ones (up to 10 s of them, 16 KiB at most),
 //     not per event. A body with more than 2 MiB waiting for its client (a
 //     client that stopped reading) ends as a write timeout ends one on a
 //     socket.

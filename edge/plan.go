@@ -20,7 +20,7 @@ import (
 const (
 	planAhead  = 10 * time.Second
 	planLead   = time.Second
-	planBytes  = 8 << 10
+	planBytes  = 16 << 10
 	maxPlanned = 256
 )
 
