@@ -655,6 +655,36 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestLargeHead: a request whose head does not fit the bridge's 32 KiB
+// inbox comes to the handler whole: its Last-Event-ID, after 40 KB of
+// another header, resumes the stream after it. Bun refuses a head over
+// 16 KiB itself (431), before the handler.
+func TestLargeHead(t *testing.T) {
+	build(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			s := serve(t, rt, release, nil)
+			req, _ := http.NewRequest("GET", s.url+"/events?interval=1ms&count=43", nil)
+			req.Header.Set("A-Padding", strings.Repeat("p", 40_000)) // before Last-Event-ID: fetch sorts headers by name
+			req.Header.Set("Last-Event-ID", "41")
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if rt == "bun" {
+				if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+					t.Errorf("Bun answered %s to a 40 KB head: want its own 431", resp.Status)
+				}
+				return
+			}
+			if ids, err := readStream(resp.Body); err != nil || !consecutive(ids, 42, 43) {
+				t.Errorf("ids %v, %v; want 42 and 43", ids, err)
+			}
+		})
+	}
+}
+
 // TestIdleStream: a stream silent for 11 s (no heartbeat) is not cut by
 // the runtime: Bun closes connections idle for 10 s unless told not to.
 func TestIdleStream(t *testing.T) {
