@@ -658,7 +658,8 @@ func TestLimits(t *testing.T) {
 // TestLargeHead: a request whose head does not fit the bridge's 32 KiB
 // inbox comes to the handler whole: its Last-Event-ID, after 40 KB of
 // another header, resumes the stream after it. Bun refuses a head over
-// 16 KiB itself (431), before the handler.
+// 16 KiB itself, before the handler: it answers 431 and closes the
+// connection, which the client may see first, as it is still writing.
 func TestLargeHead(t *testing.T) {
 	build(t)
 	for _, rt := range runtimes {
@@ -668,16 +669,19 @@ func TestLargeHead(t *testing.T) {
 			req.Header.Set("A-Padding", strings.Repeat("p", 40_000)) // before Last-Event-ID: fetch sorts headers by name
 			req.Header.Set("Last-Event-ID", "41")
 			resp, err := client.Do(req)
+			if rt == "bun" {
+				if err == nil {
+					defer resp.Body.Close()
+					if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+						t.Errorf("Bun answered %s to a 40 KB head: want its own 431", resp.Status)
+					}
+				}
+				return // else refused as it was written
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			if rt == "bun" {
-				if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-					t.Errorf("Bun answered %s to a 40 KB head: want its own 431", resp.Status)
-				}
-				return
-			}
 			if ids, err := readStream(resp.Body); err != nil || !consecutive(ids, 42, 43) {
 				t.Errorf("ids %v, %v; want 42 and 43", ids, err)
 			}
