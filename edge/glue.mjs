@@ -100,15 +100,17 @@ async function start(loadModule, env, onExit) {
     if (wake && wake.id === id) wake = null;
   };
 
-  // owned reports whether a live request's timer runs for Go's wake-up.
-  function owned() {
-    for (const x of wake.owners) if (x.live) return true;
-    return false;
+  // adopt gives Go's wake-up to the live exchange x if no live request
+  // owns it: x's run then times it.
+  function adopt(x) {
+    if (!wake || !x.live) return;
+    for (const y of wake.owners) if (y.live) return;
+    wake.owners.add(x);
   }
 
   // enter runs fn, which calls into Go, on behalf of exchange x. Once Go
-  // has returned, it gives Go's wake-up to x if it has no live owner (x's
-  // run then times it), and sends what Go had news for, at once (send).
+  // has returned, it gives Go's wake-up to x if it has no live owner
+  // (adopt), and sends what Go had news for, at once (send).
   // Go exits only while it runs, so this is where an exit shows.
   function enter(x, fn) {
     if (go.exited) return;
@@ -118,7 +120,7 @@ async function start(loadModule, env, onExit) {
     } finally {
       if (--depth === 0) {
         if (go.exited) exit();
-        else if (wake && x.live && !owned()) wake.owners.add(x);
+        else adopt(x);
         for (const y of woken) send(y);
         woken.clear();
       }
@@ -265,7 +267,7 @@ async function start(loadModule, env, onExit) {
     if (x.ending) end(x);
     if (!x.live) return;
     if (x.controller) x.begun = true;
-    if (wake && !owned()) wake.owners.add(x);
+    adopt(x);
     let at = now + keepMs;
     if (x.next < x.planned.length) at = Math.min(at, x.planned[x.next].due);
     if (wake && wake.owners.has(x)) at = Math.min(at, wake.at);
