@@ -76,7 +76,7 @@ func appendTickData(dst []byte, id int64, ts time.Time, size int) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = strconv.AppendInt(dst, id, 10)
 	dst = append(dst, `,"timestamp":"`...)
-	dst = ts.UTC().AppendFormat(dst, timestampLayout)
+	dst = appendTimestamp(dst, ts)
 	dst = append(dst, `","message":"Event #`...)
 	dst = strconv.AppendInt(dst, id, 10)
 	dst = append(dst, '"')
@@ -110,7 +110,7 @@ func appendFastData(dst []byte, seq int64, ts time.Time, size int) []byte {
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendInt(dst, seq, 10)
 	dst = append(dst, `,"ts":"`...)
-	dst = ts.UTC().AppendFormat(dst, timestampLayout)
+	dst = appendTimestamp(dst, ts)
 	dst = append(dst, '"')
 	if short := size - (len(dst) - data) - len("}"); short > 0 {
 		dst = appendPad(dst, short)
@@ -152,7 +152,7 @@ func appendTextLine(dst []byte, prefix string, n int64, ts time.Time, size int) 
 	dst = append(dst, prefix...)
 	dst = strconv.AppendInt(dst, n, 10)
 	dst = append(dst, " at "...)
-	dst = ts.UTC().AppendFormat(dst, timestampLayout)
+	dst = appendTimestamp(dst, ts)
 	if short := size - (len(dst) - line); short > 0 {
 		dst = appendDots(append(dst, ' '), short-1)
 	}

@@ -437,9 +437,6 @@ func parseLastEventID(s string) (int64, bool) {
 	return n, true
 }
 
-// timestampLayout is RFC 3339 in UTC with exactly three fractional digits.
-const timestampLayout = "2006-01-02T15:04:05.000Z"
-
 // mustEncode returns the frame of a constant event, encoded at package
 // initialisation.
 func mustEncode(frame []byte, err error) []byte {
