@@ -23,6 +23,12 @@ const keepMs = 1000;
 // ends.
 const maxQueued = 2 << 20;
 
+// settleEvery is how many chunks may be enqueued for a body before the
+// count of its bytes that wait for the client is brought up to date
+// (settle), unless that count may be over maxQueued: each update reads the
+// body's desiredSize, a call into the runtime.
+const settleEvery = 64;
+
 // breakPollMs is how often a body that broke off looks whether its client
 // has taken what was sent before the break, to fail then.
 const breakPollMs = 20;
@@ -191,6 +197,7 @@ async function start(loadModule, env, onExit) {
       if (n > 0) x.queue.push(staging.slice(0, n));
       x.queued += n;
       notify(x);
+      if (x.controller && x.queued + x.backlog > maxQueued) settle(x);
       return x.queued + x.backlog;
     },
     // plan takes the frames of exchange id's stream that Go built ahead
@@ -263,7 +270,7 @@ async function start(loadModule, env, onExit) {
       x.cancelled = true;
       enter(x, () => globalThis.tickstreamCancel(x.id, true));
     }
-    send(x);
+    send(x, now);
     if (x.ending) end(x);
     if (!x.live) return;
     if (x.controller) x.begun = true;
@@ -316,7 +323,7 @@ async function start(loadModule, env, onExit) {
       controller: null, // the body's, once it is a stream
       planned: [], // frames Go built ahead: {due (ms since the epoch), frame}
       next: 0, // the index in planned of the next frame to send
-      backlog: 0, // bytes enqueued that the client has not read
+      backlog: 0, // bytes enqueued that the client may not have read (settle)
       sizes: [], // the sizes of the chunks enqueued, from the first that may wait
       stalled: false, // the client stopped reading
       cancelled: false, // Go was told so
@@ -383,7 +390,7 @@ async function start(loadModule, env, onExit) {
   // if it ends cleanly and x's run has run since it began (Bun gives a
   // stream that ends within its first read a Content-Length, as if it were
   // not a stream), else at x's next run (end). A head Go sent wakes serve.
-  function send(x) {
+  function send(x, now = Date.now()) {
     if (x.waiter && (x.head || x.ended)) x.waiter();
     const c = x.controller;
     if (!c || !x.live || x.ending) return;
@@ -391,7 +398,6 @@ async function start(loadModule, env, onExit) {
       x.planned = []; // broken off: nothing more is sent
       x.next = 0;
     }
-    const now = Date.now();
     const planned = x.planned;
     try {
       if (x.queue.length > 0) {
@@ -413,7 +419,7 @@ async function start(loadModule, env, onExit) {
       x.planned = [];
       x.next = 0;
     }
-    settle(x);
+    if (x.sizes.length >= settleEvery || x.backlog > maxQueued) settle(x);
     if (x.backlog > maxQueued && !x.stalled) {
       // The client stopped reading: the stream ends after what waits, and
       // x's run tells Go.
@@ -466,7 +472,9 @@ async function start(loadModule, env, onExit) {
   // settle finds how many of the bytes enqueued for x's body wait for its
   // client (x.backlog): the chunks that wait are the last ones enqueued,
   // and the body's queue counts them (minus its desiredSize, its
-  // high-water mark being 0).
+  // high-water mark being 0). Between settles x.backlog counts every byte
+  // enqueued since, some of them taken already: it is never less than
+  // what waits, so a count over maxQueued is settled before it is acted on.
   function settle(x) {
     const waiting = Math.max(0, -x.controller.desiredSize);
     const taken = x.sizes.length - waiting;

@@ -73,12 +73,17 @@ func (x *exchange) WriteStream(ctx context.Context, src stream.Source, frameSize
 	due := time.Now()
 	for {
 		plan := x.b.plan[:0]
-		until := time.Now().Add(planAhead)
+		// The clock is read once a plan, not once a frame: under js/wasm
+		// each read is two calls out to JavaScript. A frame that falls due
+		// while the plan is built is planned on the grid as later ones
+		// are, and if the glue sends it late it restamps it.
+		now := time.Now()
+		until := now.Add(planAhead)
 		var last bool
 		for n := 0; ; n++ {
 			at := due
 			x.sendAt = ceilTime(at, sendGrain)
-			if now := time.Now(); !at.After(now) {
+			if !at.After(now) {
 				at = now
 				x.sendAt = ceilTime(now, time.Millisecond)
 			}
