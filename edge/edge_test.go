@@ -795,13 +795,18 @@ func TestWranglerDryRun(t *testing.T) {
 
 // TestRestamp: a frame that the glue's timer sends more than a millisecond
 // after it was due has its timestamp moved to when it is sent, in each of
-// the stream formats; a frame without the stamp of its due time (a
-// heartbeat, a done event, a test clock's event) is sent as it is.
+// the stream formats, within the second it was due and past it (into the
+// next second, and the next year); a frame without the stamp of its due
+// time (a heartbeat, a done event, a test clock's event) is sent as it is.
 func TestRestamp(t *testing.T) {
 	build(t)
 	due := time.Date(2026, 12, 6, 9, 0, 0, 120e6, time.UTC)
 	late := due.Add(37 * time.Millisecond)
 	stamp := func(t time.Time) string { return t.Format("2006-01-02T15:04:05.000Z") }
+	lastDue := time.Date(2026, 12, 31, 23, 59, 59, 995e6, time.UTC)
+	nextYear := lastDue.Add(8 * time.Millisecond)
+	secondDue := time.Date(2026, 12, 6, 9, 0, 7, 998e6, time.UTC)
+	nextSecond := secondDue.Add(2 * time.Millisecond)
 	type restampCase struct {
 		Frame    string `json:"frame"`
 		Due      int64  `json:"due"`
@@ -815,10 +820,16 @@ func TestRestamp(t *testing.T) {
 		{Frame: ": keepalive\n\n", Restamps: ": keepalive\n\n"},
 		{Frame: "id: 100\nevent: done\ndata: complete\n\n", Restamps: "id: 100\nevent: done\ndata: complete\n\n"},
 		{Frame: `data: {"seq":0,"ts":"2000-01-01T00:00:00.000Z"}` + "\n\n", Restamps: `data: {"seq":0,"ts":"2000-01-01T00:00:00.000Z"}` + "\n\n"},
+		{Frame: `id: 6` + "\n" + `data: {"seq":6,"ts":"` + stamp(secondDue) + `"}` + "\n\n", Restamps: `id: 6` + "\n" + `data: {"seq":6,"ts":"` + stamp(nextSecond) + `"}` + "\n\n",
+			Due: secondDue.UnixMilli(), Now: nextSecond.UnixMilli()},
+		{Frame: "Event #7 at " + stamp(lastDue) + "\n", Restamps: "Event #7 at " + stamp(nextYear) + "\n",
+			Due: lastDue.UnixMilli(), Now: nextYear.UnixMilli()},
 	}
 	var want []string
 	for i := range cases {
-		cases[i].Due, cases[i].Now = due.UnixMilli(), late.UnixMilli()
+		if cases[i].Due == 0 {
+			cases[i].Due, cases[i].Now = due.UnixMilli(), late.UnixMilli()
+		}
 		want = append(want, cases[i].Restamps)
 	}
 	in, err := json.Marshal(cases)

@@ -263,9 +263,12 @@ async function start(loadModule, env, onExit) {
   // keepMs.
   function run(x) {
     if (!x.live) return;
-    const now = Date.now();
+    let now = Date.now();
     const w = wake;
-    if (w && w.at <= now) resume(x, w);
+    if (w && w.at <= now) {
+      resume(x, w);
+      now = Date.now(); // Go ran: in Deno and Bun the clock went on
+    }
     if (x.stalled && !x.cancelled) {
       x.cancelled = true;
       enter(x, () => globalThis.tickstreamCancel(x.id, true));
@@ -279,7 +282,7 @@ async function start(loadModule, env, onExit) {
     if (x.next < x.planned.length) at = Math.min(at, x.planned[x.next].due);
     if (wake && wake.owners.has(x)) at = Math.min(at, wake.at);
     if (x.ending) at = now + (x.breaking || x.controller.desiredSize >= 0 ? 0 : breakPollMs);
-    x.clock.timer = setTimeout(x.clock.run, Math.max(0, at - Date.now()));
+    x.clock.timer = setTimeout(x.clock.run, Math.max(0, at - now));
   }
 
   // resume runs Go for its wake-up w, on behalf of exchange x, unless w
@@ -534,18 +537,27 @@ function concat(chunks) {
 // millisecond due, to now, when it is sent, and returns it. The handler
 // stamps events as JavaScript's toISOString writes times (RFC 3339 in UTC,
 // with milliseconds); a frame without due's stamp (a heartbeat, a done
-// event, a test clock's event) is sent as it is.
+// event, a test clock's event) is sent as it is. A frame sent within the
+// second it was due has only its milliseconds rewritten.
 export function restamp(frame, due, now) {
   const from = isoString(due);
   const at = indexOf(frame, from);
   if (at < 0) return frame;
+  if (Math.floor(now / 1000) === Math.floor(due / 1000)) {
+    const ms = now - Math.floor(now / 1000) * 1000;
+    const digits = at + from.length - 4; // "sss" of "...ss.sssZ"
+    frame[digits] = 48 + Math.floor(ms / 100);
+    frame[digits + 1] = 48 + (Math.floor(ms / 10) % 10);
+    frame[digits + 2] = 48 + (ms % 10);
+    return frame;
+  }
   const to = isoString(now);
   for (let i = 0; i < to.length; i++) frame[at + i] = to.charCodeAt(i);
   return frame;
 }
 
 // isoString returns new Date(ms).toISOString(), remembering the last two:
-// the frames restamped together share their due and send times.
+// the frames restamped together share their due time.
 const isoMs = [NaN, NaN];
 const isoText = ["", ""];
 let isoLast = 0;

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tickstream/tickstream/internal/clock"
 	"github.com/tickstream/tickstream/internal/stream"
 )
 
@@ -28,14 +29,6 @@ const (
 // frames due within the same grain are sent by timers that fire together,
 // in one turn of the runtime's event loop, instead of a turn each.
 const sendGrain = 10 * time.Millisecond
-
-// ceilTime returns t rounded up to a multiple of d.
-func ceilTime(t time.Time, d time.Duration) time.Time {
-	if r := t.Truncate(d); r.Before(t) {
-		return r.Add(d)
-	}
-	return t
-}
 
 // recordHeader is the size of a planned frame's header in a plan: the
 // time it is due, in milliseconds since the Unix epoch (a float64), and
@@ -82,10 +75,10 @@ func (x *exchange) WriteStream(ctx context.Context, src stream.Source, frameSize
 		var last bool
 		for n := 0; ; n++ {
 			at := due
-			x.sendAt = ceilTime(at, sendGrain)
+			x.sendAt = clock.Ceil(at, sendGrain)
 			if !at.After(now) {
 				at = now
-				x.sendAt = ceilTime(now, time.Millisecond)
+				x.sendAt = clock.Ceil(now, time.Millisecond)
 			}
 			var frame []byte
 			frame, due, last = src.Next(buf[:0], at)

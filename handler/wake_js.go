@@ -2,7 +2,11 @@
 
 package handler
 
-import "time"
+import (
+	"time"
+
+	"github.com/tickstream/tickstream/internal/clock"
+)
 
 // wakeGrain is the grid a stream's wake-ups are put on under js/wasm: Go's
 // runtime there sleeps on one host timer for the earliest of all its
@@ -11,9 +15,4 @@ import "time"
 const wakeGrain = time.Millisecond
 
 // alignWake moves t up to the next multiple of wakeGrain.
-func alignWake(t time.Time) time.Time {
-	if r := t.Truncate(wakeGrain); !r.Equal(t) {
-		return r.Add(wakeGrain)
-	}
-	return t
-}
+func alignWake(t time.Time) time.Time { return clock.Ceil(t, wakeGrain) }
