@@ -247,9 +247,14 @@ func (b *bridge) serve(_ js.Value, args []js.Value) any {
 		go x.answer(http.StatusBadRequest, err)
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// One context, not a timeout's under a cancel's: a child of a
+	// cancelable context costs a map entry in its parent besides.
+	var ctx context.Context
+	var cancel context.CancelFunc
 	if b.maxStream > 0 {
-		ctx, cancel = context.WithTimeout(ctx, b.maxStream)
+		ctx, cancel = context.WithTimeout(context.Background(), b.maxStream)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
 	}
 	x.cancel = cancel
 	b.live[id] = x
