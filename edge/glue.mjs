@@ -158,12 +158,8 @@ async function start(loadModule, env, onExit) {
   // The host's callbacks, which Go calls.
   let ready;
   const readyPromise = new Promise((resolve, reject) => (ready = { resolve, reject }));
-  let inbox = null; // Go's array where a request's head is written for it
   globalThis.tickstreamHost = {
-    ready(array) {
-      inbox = array;
-      ready.resolve();
-    },
+    ready: () => ready.resolve(),
     log: (msg) => console.error(msg),
     fail: (msg) => ready.reject(new Error("tickstream: " + msg)),
     // head gives exchange id its response's status and headers: n bytes
@@ -249,6 +245,15 @@ async function start(loadModule, env, onExit) {
   // watches go.exited instead.
   go._resolveExitPromise = () => {};
   await readyPromise;
+  const exports = instance.exports;
+
+  // callGo calls the function fn that Go exports (main.go) with args, and
+  // then runs Go until every goroutine sleeps, so that what fn started
+  // (a request's handler, a stream's end) runs.
+  function callGo(fn, ...args) {
+    fn(...args);
+    if (!go.exited) go._resume();
+  }
 
   // run is the timer of exchange x, and the only code that sets one for
   // it: workerd ties a timer to the request whose context sets it, and the
@@ -271,7 +276,7 @@ async function start(loadModule, env, onExit) {
     }
     if (x.stalled && !x.cancelled) {
       x.cancelled = true;
-      enter(x, () => globalThis.tickstreamCancel(x.id, true));
+      enter(x, () => callGo(exports.tickstreamCancel, x.id, 1));
     }
     send(x, now);
     if (x.ending) end(x);
@@ -303,14 +308,14 @@ async function start(loadModule, env, onExit) {
   }
 
   async function serve(request, clock) {
-    if (gone) {
-      clearTimeout(clock.timer);
-      return unavailable("the Go instance exited");
-    }
     let body = null;
     let late = false;
     if (request.body && request.method !== "GET" && request.method !== "HEAD") {
       ({ body, late } = await readBody(request));
+    }
+    if (gone) {
+      clearTimeout(clock.timer);
+      return unavailable("the Go instance exited");
     }
     const x = {
       id: nextId++,
@@ -338,12 +343,15 @@ async function start(loadModule, env, onExit) {
     clock.run = () => run(x);
     // The request's head, for Go's parseHead: the method, the URL and each
     // header's name and value, separated by NUL bytes (none of them can
-    // hold one), in the inbox if it fits.
+    // hold one), then its body, written into Go's memory where Go's
+    // tickstreamInbox says, for at most 3 bytes of UTF-8 a UTF-16 unit.
     let head = request.method + "\0" + request.url;
     for (const [name, value] of request.headers) head += "\0" + name + "\0" + value;
-    const { read, written } = encoder.encodeInto(head, inbox);
-    const own = read < head.length ? encoder.encode(head) : null;
-    enter(x, () => globalThis.tickstreamServe(x.id, written, late, own, body));
+    const size = 3 * head.length + (body ? body.length : 0);
+    const room = new Uint8Array(exports.mem.buffer, exports.tickstreamInbox(size) >>> 0, size);
+    const { written } = encoder.encodeInto(head, room);
+    if (body) room.set(body, written);
+    enter(x, () => callGo(exports.tickstreamServe, x.id, written, body ? body.length : -1, late ? 1 : 0));
     if (!x.head && !x.ended && x.live) await new Promise((resolve) => (x.waiter = resolve));
     x.waiter = null;
     if (!x.head) {
@@ -461,7 +469,7 @@ async function start(loadModule, env, onExit) {
   // leave ends x's stream, and only its, when its client has left.
   function leave(x) {
     if (!x.live) return;
-    enter(x, () => globalThis.tickstreamCancel(x.id, false));
+    enter(x, () => callGo(exports.tickstreamCancel, x.id, 0));
     finish(x);
   }
 

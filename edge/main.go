@@ -28,13 +28,14 @@
 //
 //   - A request becomes a handler call. The glue sets the request's timer
 //     first, reads the request (a POST's body at most 64 KiB and 1 byte,
-//     within the body timeout, so that the handler gives its 413 or 408)
-//     and calls tickstreamServe with its head as bytes in an array made
-//     once (the inbox), which builds an http.Request (HTTP/1.1, no client
-//     address) and runs ServeHTTP in a goroutine; Go runs until every
-//     goroutine sleeps, so a route that answers at once has answered when
-//     the call returns. What passes either way for a request is bytes in
-//     arrays made once, not JavaScript strings or objects (bridge).
+//     within the body timeout, so that the handler gives its 413 or 408),
+//     writes its head and body into Go's memory (the inbox) and calls
+//     tickstreamServe, a function Go exports, which builds an http.Request
+//     (HTTP/1.1, no client address) and starts ServeHTTP in a goroutine;
+//     the glue then runs Go until every goroutine sleeps, so a route that
+//     answers at once has answered when the call returns. What passes
+//     either way for a request is bytes in arrays made once, not
+//     JavaScript strings or objects (bridge).
 //   - Each request's bytes are enqueued in its own JavaScript queue. The
 //     ResponseWriter buffers writes and, on Flush or when ServeHTTP
 //     returns, hands them to the glue (push), which enqueues them for that
@@ -90,6 +91,7 @@ import (
 	"strings"
 	"syscall/js"
 	"time"
+	"unsafe"
 
 	"github.com/tickstream/tickstream/handler"
 	"github.com/tickstream/tickstream/internal/clock"
@@ -121,11 +123,77 @@ func main() {
 		uint8:     js.Global().Get("Uint8Array"),
 	}
 	b.staging = b.uint8.New(stagingSize)
-	b.inbox = b.uint8.New(inboxSize)
-	js.Global().Set("tickstreamServe", js.FuncOf(b.serve))
-	js.Global().Set("tickstreamCancel", js.FuncOf(b.cancel))
-	host.Call("ready", b.inbox)
+	b.inbox = make([]byte, inboxSize)
+	served = b
+	host.Call("ready")
 	select {}
+}
+
+// served is the bridge that the functions exported to the glue serve,
+// once main has made it.
+var served *bridge
+
+// The glue calls into Go through three exported functions, not through
+// js.FuncOf callbacks: a callback's call passes an event object whose
+// properties syscall/js reads by name, each name decoded by the runtime
+// and each value given a finalizer (16% of the Go time a request cost
+// workerd). An exported function takes numbers, and what it starts runs
+// when the glue then resumes Go (go._resume), until every goroutine
+// sleeps. None of them blocks.
+
+// exportInbox is tickstreamInbox(size): it returns where, in Go's memory,
+// the glue writes a request of size bytes for tickstreamServe (its head,
+// then its body): the bridge's inbox, or an array of its own for a request
+// too large for it, kept until the request is served.
+//
+//go:wasmexport tickstreamInbox
+//lint:ignore U1000 the glue calls it (staticcheck does not see go:wasmexport)
+func exportInbox(size int32) unsafe.Pointer {
+	b := served
+	b.large = nil
+	if int(size) > len(b.inbox) {
+		b.large = make([]byte, size)
+		return unsafe.Pointer(unsafe.SliceData(b.large))
+	}
+	return unsafe.Pointer(unsafe.SliceData(b.inbox))
+}
+
+// exportServe is tickstreamServe(id, headSize, bodySize, late): the glue
+// has written request id's head (parseHead), headSize bytes, then its
+// body, bodySize bytes or -1 if it has none, where tickstreamInbox said;
+// late says whether the rest of the body did not come within the body
+// timeout. It starts the handler on the request (bridge.serve).
+//
+//go:wasmexport tickstreamServe
+//lint:ignore U1000 the glue calls it (staticcheck does not see go:wasmexport)
+func exportServe(id, headSize, bodySize int32, late bool) {
+	b := served
+	in := b.inbox
+	if b.large != nil {
+		in, b.large = b.large, nil
+	}
+	var body []byte
+	if bodySize >= 0 {
+		body = in[headSize : headSize+bodySize]
+	}
+	b.serve(int(id), in[:headSize], body, late)
+}
+
+// exportCancel is tickstreamCancel(id, stalled): the client of exchange
+// id has left, or, if stalled, stopped reading (more than maxQueued bytes
+// wait for it), and its stream ends.
+//
+//go:wasmexport tickstreamCancel
+//lint:ignore U1000 the glue calls it (staticcheck does not see go:wasmexport)
+func exportCancel(id int32, stalled bool) {
+	if x := served.live[int(id)]; x != nil {
+		if stalled {
+			x.stalled = true
+		} else {
+			x.gone = true
+		}
+		x.cancel()
+	}
 }
 
 // host holds the glue's callbacks (tickstreamHost's methods), each called
@@ -181,23 +249,24 @@ func stringField(v js.Value, name string) string {
 // A bridge serves the handler to the glue.
 //
 // What it passes between Go and JavaScript for a request is bytes in
-// JavaScript arrays made once, not strings or objects of their own: each
-// such js.Value costs the Go runtime a finalizer (runtime.addspecial, which
+// arrays made once, not strings or objects of their own: each such
+// js.Value costs the Go runtime a finalizer (runtime.addspecial, which
 // files them, was 2% of workerd's samples serving one-event streams when
 // headers came as strings) and the glue an entry in its table of the
-// values Go holds. A request's head comes as bytes in the inbox, and the
-// response's head, its chunks and its plans go back as bytes in the
-// staging array. The exceptions are rare: a head or chunk too large for
-// its array, a broken-off response's reason, and the event object of each
-// call into Go, which syscall/js makes.
+// values Go holds. A request comes as bytes in the inbox, in Go's memory,
+// and the response's head, its chunks and its plans go back as bytes in
+// the staging array, a JavaScript one. The exceptions are rare: a chunk
+// too large for its array, and a broken-off response's reason.
 type bridge struct {
 	h         http.Handler
 	host      host
 	maxStream time.Duration
 	live      map[int]*exchange // by the glue's id
 	uint8     js.Value          // Uint8Array
-	// inbox is where the glue writes a request's head for serve.
-	inbox js.Value
+	// inbox is where, in Go's memory, the glue writes a request's head and
+	// body for serve (exportInbox), and large where it writes one that
+	// does not fit.
+	inbox, large []byte
 	// staging is where a response's head, its flushed bytes and its plans
 	// are copied for the glue, which takes a copy of them: one JavaScript
 	// array for every one that fits.
@@ -211,9 +280,9 @@ type bridge struct {
 // own.
 const stagingSize = 64 << 10
 
-// inboxSize is the size of the bridge's inbox: a request's head that does
-// not fit comes in an array of its own.
-const inboxSize = 32 << 10
+// inboxSize is the size of the bridge's inbox: a request whose head and
+// body do not fit comes in an array of its own.
+const inboxSize = 96 << 10
 
 // stage copies p to the staging array, or to an array of its own if it
 // does not fit, and returns the array.
@@ -226,26 +295,17 @@ func (b *bridge) stage(p []byte) js.Value {
 	return chunk
 }
 
-// serve is tickstreamServe(id, n, late, head, body): the request's head
-// (parseHead) is the first n bytes of the inbox, or head if head is not
-// null (a Uint8Array, for a head too large for the inbox); body is a
-// Uint8Array or null; late says whether the rest of the body did not come
-// within the body timeout. It starts the handler on the request; the
-// response comes through the host's head, push, plan and end, some of it
-// before serve returns.
-func (b *bridge) serve(_ js.Value, args []js.Value) any {
-	id := args[0].Int()
+// serve starts the handler on request id, whose head (parseHead) and body
+// (nil if it has none) the glue wrote, neither of which serve keeps; late
+// says whether the rest of the body did not come within the body timeout.
+// The response comes through the host's head, push, plan and end once Go
+// runs its goroutines.
+func (b *bridge) serve(id int, head, body []byte, late bool) {
 	x := &exchange{id: id, b: b, header: make(http.Header)}
-	src, n := b.inbox, args[1].Int()
-	if head := args[3]; !head.IsNull() {
-		src, n = head, head.Length()
-	}
-	raw := make([]byte, n)
-	js.CopyBytesToGo(raw, src)
-	r, err := newRequest(raw, args[4], args[2].Truthy())
+	r, err := newRequest(head, body, late)
 	if err != nil {
 		go x.answer(http.StatusBadRequest, err)
-		return nil
+		return
 	}
 	// One context, not a timeout's under a cancel's: a child of a
 	// cancelable context costs a map entry in its parent besides.
@@ -280,22 +340,6 @@ func (b *bridge) serve(_ js.Value, args []js.Value) any {
 		}()
 		b.h.ServeHTTP(x, r)
 	}()
-	return nil
-}
-
-// cancel is tickstreamCancel(id, stalled): the client of exchange id has
-// left, or, if stalled, stopped reading (more than maxQueued bytes wait
-// for it), and its stream ends.
-func (b *bridge) cancel(_ js.Value, args []js.Value) any {
-	if x := b.live[args[0].Int()]; x != nil {
-		if args[1].Truthy() {
-			x.stalled = true
-		} else {
-			x.gone = true
-		}
-		x.cancel()
-	}
-	return nil
 }
 
 // parseHead reads a request's head as the glue writes it: the method, the
@@ -320,10 +364,10 @@ func parseHead(head []byte) (method, rawURL string, header http.Header, err erro
 }
 
 // newRequest builds the handler's request from what the glue passes: its
-// head (parseHead) and its body. The body of a late request reads as what
-// came, then a deadline error, as a socket's past its read deadline does:
-// the handler answers it 408.
-func newRequest(head []byte, body js.Value, late bool) (*http.Request, error) {
+// head (parseHead) and its body, nil if it has none, which it copies. The
+// body of a late request reads as what came, then a deadline error, as a
+// socket's past its read deadline does: the handler answers it 408.
+func newRequest(head, body []byte, late bool) (*http.Request, error) {
 	method, rawURL, header, err := parseHead(head)
 	if err != nil {
 		return nil, err
@@ -348,9 +392,8 @@ func newRequest(head []byte, body js.Value, late bool) (*http.Request, error) {
 			return nil, fmt.Errorf("Content-Length %q", cl)
 		}
 	}
-	if body.Type() == js.TypeObject {
-		content := make([]byte, body.Length())
-		js.CopyBytesToGo(content, body)
+	if body != nil {
+		content := bytes.Clone(body)
 		if r.ContentLength == 0 {
 			r.ContentLength = int64(len(content))
 		}
