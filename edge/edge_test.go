@@ -655,8 +655,9 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-// TestLargeHead: a request whose head does not fit the bridge's 32 KiB
-// inbox comes to the handler whole: its Last-Event-ID, after 40 KB of
+// TestLargeHead: a request whose head does not fit the bridge's 96 KiB
+// inbox (the glue asks room for 3 bytes a character) comes to the handler
+// whole, in an array of its own: its Last-Event-ID, after 40 KB of
 // another header, resumes the stream after it. Bun refuses a head over
 // 16 KiB itself, before the handler: it answers 431 and closes the
 // connection, which the client may see first, as it is still writing.

@@ -89,7 +89,7 @@ async function start(loadModule, env, onExit) {
   let nextId = 1;
   let depth = 0; // how many enter calls run now: Go runs if any do
   const woken = new Set(); // the exchanges Go had news for as it ran
-  let wake = null; // Go's wake-up: {id, at, owners: the exchanges whose timers run for it}
+  let wake = null; // Go's wake-up: {id, at, owner: the exchange whose timer runs for it}
 
   // What wakes Go: the two timeout imports, replaced (see main.go).
   const mem = () => go.mem;
@@ -97,7 +97,7 @@ async function start(loadModule, env, onExit) {
     sp >>>= 0;
     const id = go._nextCallbackTimeoutID++;
     const delay = mem().getUint32(sp + 8, true) + mem().getInt32(sp + 12, true) * 4294967296;
-    wake = { id, at: Date.now() + delay, owners: new Set() }; // owned once Go returns (enter)
+    wake = { id, at: Date.now() + delay, owner: null }; // owned once Go returns (enter)
     mem().setInt32(sp + 16, id, true);
   };
   go.importObject.gojs["runtime.clearTimeoutEvent"] = (sp) => {
@@ -109,9 +109,8 @@ async function start(loadModule, env, onExit) {
   // adopt gives Go's wake-up to the live exchange x if no live request
   // owns it: x's run then times it.
   function adopt(x) {
-    if (!wake || !x.live) return;
-    for (const y of wake.owners) if (y.live) return;
-    wake.owners.add(x);
+    if (!wake || !x.live || wake.owner?.live) return;
+    wake.owner = x;
   }
 
   // enter runs fn, which calls into Go, on behalf of exchange x. Once Go
@@ -220,8 +219,7 @@ async function start(loadModule, env, onExit) {
     unplan(id) {
       const x = exchanges.get(id);
       if (!x) return;
-      x.planned = [];
-      x.next = 0;
+      dropPlan(x);
       notify(x);
     },
     // end ends exchange id's response: cleanly if failure is null, else
@@ -263,7 +261,7 @@ async function start(loadModule, env, onExit) {
   // before any await, and run sets each next one itself, so x's timers
   // are x's. It runs Go if its wake-up is due, sends what x has to send,
   // ends x's body once it is done, and sets its next call: for x's next
-  // planned frame, for Go's wake-up if x is one of its owners (any live
+  // planned frame, for Go's wake-up if x is its owner (any live
   // request whose run comes first takes an ownerless one), or else after
   // keepMs.
   function run(x) {
@@ -285,7 +283,7 @@ async function start(loadModule, env, onExit) {
     adopt(x);
     let at = now + keepMs;
     if (x.next < x.planned.length) at = Math.min(at, x.planned[x.next].due);
-    if (wake && wake.owners.has(x)) at = Math.min(at, wake.at);
+    if (wake && wake.owner === x) at = Math.min(at, wake.at);
     if (x.ending) at = now + (x.breaking || x.controller.desiredSize >= 0 ? 0 : breakPollMs);
     x.clock.timer = setTimeout(x.clock.run, Math.max(0, at - now));
   }
@@ -405,10 +403,7 @@ async function start(loadModule, env, onExit) {
     if (x.waiter && (x.head || x.ended)) x.waiter();
     const c = x.controller;
     if (!c || !x.live || x.ending) return;
-    if (x.failure) {
-      x.planned = []; // broken off: nothing more is sent
-      x.next = 0;
-    }
+    if (x.failure) dropPlan(x); // broken off: nothing more is sent
     const planned = x.planned;
     try {
       if (x.queue.length > 0) {
@@ -426,17 +421,13 @@ async function start(loadModule, env, onExit) {
       leave(x);
       return;
     }
-    if (x.next === planned.length) {
-      x.planned = [];
-      x.next = 0;
-    }
+    if (x.next > 0 && x.next === planned.length) dropPlan(x); // all sent
     if (x.sizes.length >= settleEvery || x.backlog > maxQueued) settle(x);
     if (x.backlog > maxQueued && !x.stalled) {
       // The client stopped reading: the stream ends after what waits, and
       // x's run tells Go.
       x.stalled = true;
-      x.planned = [];
-      x.next = 0;
+      dropPlan(x);
     }
     if (x.planned.length > 0 || !x.ended) return;
     if (!x.failure && x.begun) {
@@ -464,6 +455,12 @@ async function start(loadModule, env, onExit) {
     }
     finish(x);
     c.error(new Error("tickstream: " + x.failure));
+  }
+
+  // dropPlan drops x's planned frames that are not sent yet, if any.
+  function dropPlan(x) {
+    x.planned = [];
+    x.next = 0;
   }
 
   // leave ends x's stream, and only its, when its client has left.

@@ -75,8 +75,9 @@ func (x *exchange) WriteStream(ctx context.Context, src stream.Source, frameSize
 		var last bool
 		for n := 0; ; n++ {
 			at := due
-			x.sendAt = clock.Ceil(at, sendGrain)
-			if !at.After(now) {
+			if at.After(now) {
+				x.sendAt = clock.Ceil(at, sendGrain)
+			} else {
 				at = now
 				x.sendAt = clock.Ceil(now, time.Millisecond)
 			}
